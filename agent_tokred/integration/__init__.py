@@ -1,0 +1,1 @@
+"""Integration layer: the only place that imports langchain / langgraph."""

@@ -1,0 +1,1 @@
+"""Strategies: how scored units are reduced (prune, merge, structure-preserving compaction)."""
