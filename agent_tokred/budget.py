@@ -50,7 +50,7 @@ class Budget(BaseModel):
 
 
 def make_budget(
-    rate: float | None = None, target_tokens: int | None = None, threshold: float | None = None
+    rate: float | None = None, target_tokens: int | float | None = None, threshold: float | None = None
 ) -> Budget:
     """Build a :class:`Budget`, turning validation failures into :class:`BudgetError`.
 
@@ -60,7 +60,7 @@ def make_budget(
     for name, value in (("rate", rate), ("target_tokens", target_tokens), ("threshold", threshold)):
         if isinstance(value, bool):
             raise BudgetError(f"{name} must be a number, got {value!r}")
-    if target_tokens is not None and isinstance(target_tokens, float):
+    if isinstance(target_tokens, float):
         if not target_tokens.is_integer():
             raise BudgetError(f"target_tokens must be a whole number, got {target_tokens!r}")
         target_tokens = int(target_tokens)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -180,7 +179,7 @@ class Compressor:
         if parsed is not None:
             result = self._compact_json(parsed[0], crit, query, target, budget)
         else:
-            result = self._reduce_text(text, form, crit, query, target, budget, force_keep)
+            result = self._reduce_text(text, form, crit, query, target, budget, force_keep, tokens_before)
         out_text, info = result
         tokens_after = self.counter.count(out_text)
         if tokens_after > target:  # pragma: no cover - plan_prune guarantees this; keep the contract loud
@@ -193,10 +192,9 @@ class Compressor:
 
     def _reduce_text(
         self, text: str, form: str, crit: Criterion, query: str | None, target: int, budget: Budget,
-        force_keep: Sequence[str],
+        force_keep: Sequence[str], tokens_before: int,
     ) -> tuple[str, dict[str, Any]]:
-        granularity = self._granularity(text, form, target)
-        units = segment(text, granularity)
+        granularity, units = self._segment(text, form, target, tokens_before)
         units = _protect(units, query, force_keep)
         if form == "lines" and units and self.strategy in ("auto", "compact") and _has_header(units):
             units[0] = replace(units[0], protected=True)
@@ -234,7 +232,7 @@ class Compressor:
     def _compact_json(
         self, value: Any, crit: Criterion, query: str | None, target: int, budget: Budget
     ) -> tuple[str, dict[str, Any]]:
-        tree = JsonUnits.build(value, max_unit_chars=max(48, min(400, target * 2)))
+        tree = JsonUnits.build(value, max_unit_chars=max(16, min(400, target)))
         units = _protect(list(tree.units), query, ())
         scores, crit_name, note = self._score(crit, units, query)
         plan = plan_prune(units, scores, budget_tokens=target, counter=self.counter, render=tree.render,
@@ -248,16 +246,18 @@ class Compressor:
             "units_kept": len(plan.keep), "dropped_paths": dropped_paths(units, plan.keep), "note": note,
         }
 
-    def _granularity(self, text: str, form: str, target: int) -> Granularity:
+    def _segment(self, text: str, form: str, target: int, tokens: int) -> tuple[Granularity, list[Unit]]:
+        granularity: Granularity
         if self.unit != "auto":
-            return self.unit
-        if form == "lines":
-            return "line"
-        sentences = segment(text, "sentence")
-        if len(sentences) < 4:
-            return "word"
-        avg = self.counter.count(text) / len(sentences)
-        return "word" if avg > max(target, 1) / 2 else "sentence"
+            granularity = self.unit
+        elif form == "lines":
+            granularity = "line"
+        else:
+            sentences = segment(text, "sentence")
+            if len(sentences) >= 4 and tokens / len(sentences) <= max(target, 1) / 2:
+                return "sentence", sentences
+            granularity = "word"
+        return granularity, segment(text, granularity)
 
 
 def _auto_mix() -> Criterion:
@@ -350,6 +350,7 @@ _COMPRESSORS: dict[tuple[Any, ...], Compressor] = {}
 def _cached_compressor(
     criterion: Any, strategy: Any, tokenizer: Any, unit: Any, archive: Any, on_error: Any
 ) -> Compressor:
+    key: tuple[Any, ...]
     try:
         key = (criterion if isinstance(criterion, (str, type(None))) else id(criterion), strategy,
                tokenizer if isinstance(tokenizer, (str, type(None))) else id(tokenizer), unit, id(archive), on_error)

@@ -103,7 +103,7 @@ class CallableCounter:
 
     def __init__(self, fn: Callable[[str], int], name: str | None = None) -> None:
         self._fn = fn
-        self.name = name or getattr(fn, "__name__", "callable")
+        self.name: str = name or str(getattr(fn, "__name__", "callable"))
 
     def count(self, text: str) -> int:
         n = self._fn(text)

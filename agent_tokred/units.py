@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,7 +87,7 @@ def _units_from_cuts(text: str, cuts: Sequence[int], kind: Granularity) -> list[
     para_starts = [0, *(m.end() for m in _PARA_BREAK.finditer(text))]
     units: list[Unit] = []
     p = 0
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         while p + 1 < len(para_starts) and para_starts[p + 1] <= a:
             p += 1
         units.append(Unit(text=text[a:b], start=a, kind=kind, index=i, group=p))
@@ -107,9 +109,10 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in PROTECTED.finditer(text)]
 
 
-def _inside(pos: int, spans: Sequence[tuple[int, int]]) -> bool:
-    # Spans are few per sentence; a linear scan is fine and keeps the code obvious.
-    return any(a < pos < b for a, b in spans)
+def _inside(pos: int, spans: Sequence[tuple[int, int]], starts: Sequence[int]) -> bool:
+    # Spans do not overlap and are sorted: only the last span starting before pos can contain it.
+    k = bisect.bisect_left(starts, pos) - 1
+    return k >= 0 and spans[k][0] < pos < spans[k][1]
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
@@ -122,10 +125,11 @@ def _is_abbreviation(text: str, end: int) -> bool:
 
 def _sentence_cuts(text: str) -> list[int]:
     spans = _protected_spans(text)
+    starts = [a for a, _ in spans]
     cuts: list[int] = []
     for m in _SENT_END.finditer(text):
         end = m.end()
-        if _inside(m.start(), spans) or _inside(end - 1, spans):
+        if _inside(m.start(), spans, starts) or _inside(end - 1, spans, starts):
             continue
         if m.group().startswith(".") and _is_abbreviation(text, m.start() + 1):
             continue

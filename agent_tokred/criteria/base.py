@@ -17,10 +17,13 @@ import numpy as np
 
 from ..units import Unit
 
-Criterion: TypeAlias = Callable[[Sequence[Unit], "str | None"], Sequence[float]]
+#: What a criterion returns: one float per unit (a list or a 1-d array).
+Scores: TypeAlias = "Sequence[float] | np.ndarray"
+
+Criterion: TypeAlias = Callable[[Sequence[Unit], "str | None"], Scores]
 
 
-def rank_normalize(scores: Sequence[float]) -> np.ndarray:
+def rank_normalize(scores: Scores) -> np.ndarray:
     """Map scores to ``[0, 1]`` by rank (ties share the mean rank); robust to any scale."""
     arr = np.asarray(scores, dtype=np.float64)
     n = arr.size
@@ -40,7 +43,7 @@ def rank_normalize(scores: Sequence[float]) -> np.ndarray:
     return ranks / (n - 1)
 
 
-def minmax_normalize(scores: Sequence[float]) -> np.ndarray:
+def minmax_normalize(scores: Scores) -> np.ndarray:
     """Map scores linearly to ``[0, 1]`` (all-equal scores map to 1)."""
     arr = np.asarray(scores, dtype=np.float64)
     if arr.size == 0:
@@ -51,7 +54,7 @@ def minmax_normalize(scores: Sequence[float]) -> np.ndarray:
     return (arr - lo) / (hi - lo)
 
 
-def check_scores(scores: Sequence[float], n: int, name: str) -> np.ndarray:
+def check_scores(scores: Scores, n: int, name: str) -> np.ndarray:
     """Validate a criterion's output: one finite float per unit (NaN counts as lowest)."""
     arr = np.asarray(scores, dtype=np.float64).reshape(-1)
     if arr.size != n:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..criteria.base import Scores
 from ..tokens import TokenCounter
 from ..units import Unit
 
@@ -42,7 +43,7 @@ class KeepPlan:
     text: str
 
 
-def selection_order(units: Sequence[Unit], scores: Sequence[float]) -> list[int]:
+def selection_order(units: Sequence[Unit], scores: Scores) -> list[int]:
     """Indices by priority: protected units first, then by descending score, ties by position."""
     arr = np.asarray(scores, dtype=np.float64)
     protected = np.asarray([u.protected for u in units], dtype=bool)
@@ -53,7 +54,7 @@ def selection_order(units: Sequence[Unit], scores: Sequence[float]) -> list[int]
 
 def plan_prune(
     units: Sequence[Unit],
-    scores: Sequence[float],
+    scores: Scores,
     *,
     budget_tokens: int,
     counter: TokenCounter,
@@ -86,7 +87,7 @@ def plan_prune(
         lo, hi = float(arr.min()), float(arr.max())
         norm = (arr - lo) / (hi - lo) if hi > lo else np.ones_like(arr)
         order = [i for i in order if units[i].protected or norm[i] >= threshold]
-    costs = list(unit_costs) if unit_costs is not None else [counter.count(u.text) for u in units]
+    costs = list(unit_costs) if unit_costs is not None else estimate_costs(units, counter)
 
     def fits(keep: Sequence[int]) -> tuple[bool, int, str]:
         text = render(sorted(keep))
@@ -131,6 +132,20 @@ def plan_prune(
             keep.append(i)
             tokens, text = t, txt
     return KeepPlan(tuple(sorted(keep)), tokens, text)
+
+
+def estimate_costs(units: Sequence[Unit], counter: TokenCounter, exact_up_to: int = 4000) -> list[int]:
+    """Token cost per unit: exact for small inputs, from a measured chars-per-token ratio for large ones.
+
+    Estimates only bound the search; the budget itself is always checked exactly on the rendering.
+    """
+    if len(units) <= exact_up_to:
+        return [counter.count(u.text) for u in units]
+    step = max(1, len(units) // 2000)
+    sample = units[::step]
+    chars = sum(len(u.text) for u in sample)
+    ratio = chars / max(1, sum(counter.count(u.text) for u in sample))
+    return [max(1, round(len(u.text) / ratio)) for u in units]
 
 
 def render_text(units: Sequence[Unit], keep: Sequence[int], gap_marker: str = "") -> str:

@@ -149,9 +149,9 @@ def _join_pieces(all_pieces: list[str], keep: list[int]) -> str:
 
 def _empty_like(root: Any) -> Any:
     if isinstance(root, dict):
-        return {OMITTED_KEY: f"{len(root)} fields omitted"} if root else {}
+        return {OMITTED_KEY: f"{len(root)} field{'s' if len(root) != 1 else ''} omitted"} if root else {}
     if isinstance(root, list):
-        return [f"… {len(root)} items omitted"] if root else []
+        return [f"… {len(root)} item{'s' if len(root) != 1 else ''} omitted"] if root else []
     return root
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of agent-tokred. Run all with ``python -m bench`` (``--quick`` for CI)."""
