@@ -27,5 +27,5 @@ WORD = re.compile(
 
 #: Abbreviations after which a period does not end a sentence.
 ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf al fig no vol pp inc ltd co corp u.s u.k approx est dept".split()
+    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "cf", "al", "fig", "no", "vol", "pp", "inc", "ltd", "co", "corp", "u.s", "u.k", "approx", "est", "dept"]
 )

@@ -17,9 +17,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,8 +130,14 @@ def embed(texts: list[str], model: str = DEFAULT_EMBEDDING_MODEL, batch_size: in
 
 
 @lru_cache(maxsize=4)
-def load_encoder_with_attention(name: str = DEFAULT_EMBEDDING_MODEL) -> tuple[Any, Any]:
-    """(tokenizer, model) of an HF encoder or causal LM with eager attention, so maps are returned."""
+def load_encoder_with_attention(
+    name: str = DEFAULT_EMBEDDING_MODEL, num_layers: int | None = None
+) -> tuple[Any, Any]:
+    """(tokenizer, model) of an HF encoder or causal LM with eager attention, so maps are returned.
+
+    ``num_layers`` keeps only the first layers (a criterion that reads an early layer's attention
+    need not run the rest); ``None`` keeps them all.
+    """
     _offline_env()
     with _LOCK:
         try:
@@ -141,7 +150,11 @@ def load_encoder_with_attention(name: str = DEFAULT_EMBEDDING_MODEL) -> tuple[An
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
             cfg = AutoConfig.from_pretrained(path, local_files_only=True)
             cls = AutoModelForCausalLM if getattr(cfg, "is_decoder", False) or _is_causal(cfg) else AutoModel
-            model = cls.from_pretrained(path, local_files_only=True, attn_implementation="eager")
+            extra: dict[str, Any] = {}
+            if num_layers is not None and 0 < num_layers < int(getattr(cfg, "num_hidden_layers", 0) or 0):
+                extra["num_hidden_layers"] = num_layers
+            with _quiet_load_report():  # dropped layers would be reported as unexpected weights
+                model = cls.from_pretrained(path, local_files_only=True, attn_implementation="eager", **extra)
         except OSError as exc:
             raise ModelNotAvailableError(f"model {name!r} is not available locally (never downloaded at run time)") from exc
         model.eval()
@@ -166,6 +179,23 @@ def load_causal_lm(name: str = DEFAULT_CAUSAL_LM) -> tuple[Any, Any]:
             raise ModelNotAvailableError(f"causal LM {name!r} is not available locally (never downloaded at run time)") from exc
         model.eval()
         return tok, model
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    # A filter, not a level: transformers runs extra checks when this logger's level is >= WARNING.
+    log = logging.getLogger("transformers.modeling_utils")
+    drop = _DropLoadReport()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
 
 
 def _is_causal(cfg: Any) -> bool:

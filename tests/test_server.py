@@ -1,0 +1,124 @@
+"""The served graphs under a real ``langgraph dev`` server on 127.0.0.1, driven through langgraph_sdk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _langgraph_cli() -> str:
+    cli = Path(sys.executable).with_name("langgraph")
+    if not cli.exists():
+        pytest.skip("langgraph-cli[inmem] is not installed")
+    return str(cli)
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("langgraph") / "dev.log"
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+    }
+    env.pop("AGENT_TOKRED_MODEL", None)  # the offline model
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                _langgraph_cli(),
+                "dev",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-browser",
+                "--no-reload",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/ok", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"langgraph dev did not answer /ok:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)  # the server's own pid only
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+async def test_served_react_agent_compresses_and_archives(server_url: str) -> None:
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server_url)
+    thread = await client.threads.create()
+    out = await client.runs.wait(
+        thread["thread_id"],
+        "react_agent",
+        input={"messages": [{"role": "user", "content": "Which service logged an ERROR?"}]},
+    )
+    messages = out["messages"]
+    tool = next(m for m in messages if m["type"] == "tool")
+    mark = tool["response_metadata"]["agent_tokred"]
+    assert mark["tokens_after"] <= 400 < mark["tokens_before"]
+    assert "ERROR" in tool["content"] and messages[-1]["type"] == "ai" and "ERROR" in messages[-1]["content"]
+    items = await client.store.search_items(("agent_tokred", "originals", "thread", thread["thread_id"]))
+    originals = {i["key"]: i["value"]["text"] for i in items["items"]}
+    assert len(originals[mark["handle"]]) > len(tool["content"])
+    other = await client.store.search_items(("agent_tokred", "originals", "thread", "someone-else"))
+    assert other["items"] == []
+
+
+async def test_served_rag_agent_compresses_documents(server_url: str) -> None:
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server_url)
+    thread = await client.threads.create()
+    question = "How long does standard delivery take in France?"
+    out = await client.runs.wait(
+        thread["thread_id"], "rag_agent", input={"messages": [{"role": "user", "content": question}]}
+    )
+    docs = out["documents"]
+    assert docs and all("agent_tokred" in d["metadata"] for d in docs)
+    assert "3 to 5 working days" in " ".join(d["page_content"] for d in docs)
+    assert out["messages"][-1]["type"] == "ai"
