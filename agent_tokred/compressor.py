@@ -28,12 +28,12 @@ from ._validate import ensure_text
 from .archive import Archive, default_archive
 from .budget import Budget, make_budget
 from .criteria import Criterion, criterion_name, resolve_criterion
-from .criteria.base import check_scores
+from .criteria.base import check_scores, minmax_normalize
 from .criteria.lexical import lexical
 from .errors import ModelNotAvailableError, ScorerFailedError, UnknownNameError
 from .reduction import Reduction
 from .strategies.prune import plan_prune, render_text
-from .strategies.structured import JsonUnits, dropped_paths
+from .strategies.structured import ARRAY_HEAD_PRIOR, JsonUnits, array_head_prior, dropped_paths
 from .tokens import CachedCounter, TokenCounter, resolve_counter
 from .units import GRANULARITIES, Granularity, Unit, protected_spans, segment
 
@@ -46,6 +46,7 @@ OnScorerError = Literal["fallback", "raise"]
 
 _LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d{2}-\d{2}|\[?\d{2}:\d{2}|(?:DEBUG|INFO|WARN|WARNING|ERROR|TRACE|FATAL)\b|[|+])")
 _MODEL_AUTO_MAX_TOKENS = 60_000
+_MODEL_AUTO_MAX_UNITS = 1_500
 
 
 def models_installed() -> bool:
@@ -195,6 +196,8 @@ class Compressor:
         force_keep: Sequence[str], tokens_before: int,
     ) -> tuple[str, dict[str, Any]]:
         granularity, units = self._segment(text, form, target, tokens_before)
+        if self._criterion is None and (granularity == "word" or len(units) > _MODEL_AUTO_MAX_UNITS):
+            crit = lexical  # "auto" never embeds single words or thousands of units: too slow for the gain
         units = _protect(units, query, force_keep)
         if form == "lines" and units and self.strategy in ("auto", "compact") and _has_header(units):
             units[0] = replace(units[0], protected=True)
@@ -235,6 +238,8 @@ class Compressor:
         tree = JsonUnits.build(value, max_unit_chars=max(16, min(400, target)))
         units = _protect(list(tree.units), query, ())
         scores, crit_name, note = self._score(crit, units, query)
+        # API lists are ordered ("the first result"): the head of every array gets a decaying prior.
+        scores = minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
         plan = plan_prune(units, scores, budget_tokens=target, counter=self.counter, render=tree.render,
                           threshold=budget.threshold)
         if not plan.keep and self.counter.count(plan.text) > target:
