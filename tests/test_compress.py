@@ -182,3 +182,18 @@ def test_property_json_in_json_out(value: object, target: int) -> None:
     assert r.tokens_after <= target
     if r.text:
         json.loads(r.text)
+
+
+def test_merge_strategy_spends_budget_on_distinct_content() -> None:
+    text = "Disk is full on node 3. " * 8 + "The deploy failed at step 7. " + "Disk is full on node 3. " * 8
+    text += "Retry scheduled for 10:00."
+    r = compress(text, rate=0.5, strategy="merge", criterion="lexical")
+    assert r.strategy == "merge" and r.tokens_after <= r.budget_tokens
+    assert r.text.count("Disk is full") == 1
+    assert "deploy failed at step 7" in r.text and "10:00" in r.text
+
+
+def test_json_array_head_is_preferred_when_nothing_else_decides() -> None:
+    data = {"symbols": ["AAPL", "GOOG", "MSFT"] + [f"FILL{i:03d}" for i in range(300)]}
+    r = compress(json.dumps(data), query="buy the first symbol of the list", target_tokens=30)
+    assert json.loads(r.text)["symbols"][0] == "AAPL"
