@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -265,8 +266,11 @@ class Compressor:
         return granularity, segment(text, granularity)
 
 
+@lru_cache(maxsize=1)
 def _auto_mix() -> Criterion:
-    return resolve_criterion({"relevance": 0.6, "lexical": 0.4})
+    from .criteria.relevance import RelevanceCriterion
+
+    return RelevanceCriterion(lexical_weight=0.3)
 
 
 def _has_header(units: Sequence[Unit]) -> bool:

@@ -189,7 +189,7 @@ def run(quick: bool = False, out_dir: Path = OUT) -> dict[str, Any]:
         "bm25": bm25_criterion,
         "lexical": resolve_criterion("lexical"),
         "relevance": resolve_criterion("relevance"),
-        "relevance+lexical (auto)": resolve_criterion({"relevance": 0.6, "lexical": 0.4}),
+        "relevance+lexical (auto)": resolve_criterion("relevance", {"lexical_weight": 0.3}),
     }
     limits: dict[str, int] = {}
     for extra, cap in (("attention", n), ("self_information", 5 if quick else 40), ("learned", n)):
