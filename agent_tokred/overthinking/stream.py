@@ -1,0 +1,142 @@
+"""Stream wrappers: stop consuming a model's stream once its reasoning is judged redundant.
+
+``monitor_stream(model.stream(...))`` yields the chunks as they come and stops (closing the
+producer) right after the chunk that made the reasoning redundant; the wrapper then holds what was
+produced. Chunks may be strings, content-block mappings or LangChain message chunks (duck-typed,
+nothing is imported from LangChain here).
+
+Example:
+    >>> parts = ["So 9*60 = 540.\\n\\n", "Thus 540.\\n\\n", "So it is 540.\\n\\n", "So 540.\\n\\n"]
+    >>> s = monitor_stream([*parts, "Wait, again...", "never read"])
+    >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("Wait, again...")
+    (True, '540', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from .detect import OverthinkingConfig, OverthinkingResult
+from .monitor import OverthinkingMonitor
+
+
+class _StreamView:
+    monitor: OverthinkingMonitor
+
+    @property
+    def stopped(self) -> bool:
+        """True when the monitor stopped the stream."""
+        return self.monitor.stopped
+
+    @property
+    def text(self) -> str:
+        """Everything produced (consumed) so far."""
+        return self.monitor.produced
+
+    @property
+    def kept_reasoning(self) -> str:
+        """The thinking up to the cut (all thinking when not stopped)."""
+        return self.monitor.kept_reasoning
+
+    @property
+    def stable_answer(self) -> str | None:
+        """The settled trial answer at the stop."""
+        return self.monitor.stable_answer
+
+    @property
+    def result(self) -> OverthinkingResult | None:
+        """The detector's result at the stop."""
+        return self.monitor.result
+
+
+class MonitoredStream(_StreamView, Iterator[Any]):
+    """Yields a stream's chunks until the reasoning is judged redundant, then stops consuming."""
+
+    def __init__(self, chunks: Iterable[Any], monitor: OverthinkingMonitor) -> None:
+        self._it = iter(chunks)
+        self.monitor = monitor
+        self._done = False
+
+    def __iter__(self) -> MonitoredStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        try:
+            chunk = next(self._it)
+        except StopIteration:
+            self._done = True
+            raise
+        if self.monitor.feed_chunk(chunk):
+            self._done = True
+            close = getattr(self._it, "close", None)
+            if callable(close):
+                close()  # ends the producer (a model's stream generator) now
+        return chunk
+
+
+class AsyncMonitoredStream(_StreamView, AsyncIterator[Any]):
+    """Async twin of :class:`MonitoredStream`."""
+
+    def __init__(self, chunks: AsyncIterable[Any], monitor: OverthinkingMonitor) -> None:
+        self._it = chunks.__aiter__()
+        self.monitor = monitor
+        self._done = False
+
+    def __aiter__(self) -> AsyncMonitoredStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._it.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        if self.monitor.feed_chunk(chunk):
+            self._done = True
+            aclose = getattr(self._it, "aclose", None)
+            if callable(aclose):
+                await aclose()
+        return chunk
+
+
+def monitor_stream(
+    chunks: Iterable[Any],
+    *,
+    question: str | None = None,
+    config: OverthinkingConfig | None = None,
+    tokenizer: Any = None,
+    starts_in_thinking: bool = True,
+) -> MonitoredStream:
+    """Wrap a stream (``model.stream(...)``, strings, content blocks) to stop redundant reasoning.
+
+    Args:
+        chunks: the stream.
+        question: the question being answered (its numbers are not taken for derived answers).
+        config: detector settings (online ``k``).
+        tokenizer: token counter spec for the result's figures.
+        starts_in_thinking: untagged raw text is thinking until ``</think>``.
+    """
+    mon = OverthinkingMonitor(
+        question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
+    )
+    return MonitoredStream(chunks, mon)
+
+
+def amonitor_stream(
+    chunks: AsyncIterable[Any],
+    *,
+    question: str | None = None,
+    config: OverthinkingConfig | None = None,
+    tokenizer: Any = None,
+    starts_in_thinking: bool = True,
+) -> AsyncMonitoredStream:
+    """Async twin of :func:`monitor_stream` (``model.astream(...)``)."""
+    mon = OverthinkingMonitor(
+        question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
+    )
+    return AsyncMonitoredStream(chunks, mon)
