@@ -33,22 +33,30 @@ def _read_input(path: str) -> bytes:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from .compressor import compress
+    from .budget import make_budget
+    from .compressor import Compressor
 
+    budget = make_budget(rate=args.rate, target_tokens=args.target_tokens)
     data = _read_input(args.file)
-    show_progress = len(data) > 200_000 and not args.quiet
-    if show_progress:
-        print(f"compressing {len(data):,} bytes with criterion={args.criterion} ...", file=sys.stderr)
-    result = compress(
-        data,
-        query=args.query,
-        rate=args.rate,
-        target_tokens=args.target_tokens,
-        criterion=args.criterion,
-        strategy=args.strategy,
-        tokenizer=args.tokenizer,
-        unit=args.unit,
-    )
+    bar = None
+    if len(data) > 100_000 and not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=3, desc=f"compress {len(data):,} bytes", unit="stage", file=sys.stderr, leave=False)
+
+    def advance(stage: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(stage)
+            if stage != "counting":
+                bar.update(1)
+
+    compressor = Compressor(criterion=args.criterion, strategy=args.strategy, tokenizer=args.tokenizer,
+                            unit=args.unit, progress=advance)
+    try:
+        result = compressor.compress(data, query=args.query, budget=budget)
+    finally:
+        if bar is not None:
+            bar.close()
     if args.json:
         record = asdict(result)
         if not args.include_original:

@@ -25,13 +25,14 @@ from typing import Any, Literal
 import numpy as np
 
 from ._jsonlike import parse_json_like
+from ._timeout import ScoringTimedOut, call_with_deadline, check_timeout
 from ._validate import ensure_text
 from .archive import Archive, default_archive
 from .budget import Budget, make_budget
 from .criteria import Criterion, criterion_name, resolve_criterion
 from .criteria.base import check_scores, minmax_normalize
 from .criteria.lexical import lexical
-from .errors import ModelNotAvailableError, ScorerFailedError, UnknownNameError
+from .errors import CompressionTimeoutError, ModelNotAvailableError, ScorerFailedError, UnknownNameError
 from .reduction import Reduction
 from .strategies.prune import plan_prune, render_text
 from .strategies.structured import ARRAY_HEAD_PRIOR, JsonUnits, array_head_prior, dropped_paths
@@ -44,6 +45,7 @@ StrategyName = Literal["auto", "prune", "compact", "merge"]
 STRATEGIES: tuple[str, ...] = ("auto", "prune", "compact", "merge")
 UnitName = Literal["auto", "word", "sentence", "line", "paragraph"]
 OnScorerError = Literal["fallback", "raise"]
+OnTimeout = Literal["fallback", "raise"]
 
 _LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d{2}-\d{2}|\[?\d{2}:\d{2}|(?:DEBUG|INFO|WARN|WARNING|ERROR|TRACE|FATAL)\b|[|+])")
 _MODEL_AUTO_MAX_TOKENS = 60_000
@@ -98,6 +100,12 @@ class Compressor:
         archive: where originals are kept (the process-wide in-memory archive by default).
         on_scorer_error: ``"fallback"`` (lexical criterion, with a warning) or ``"raise"``.
         criterion_options: constructor options for a named criterion (e.g. ``{"model": "..."}``).
+        progress: called with a short stage name (``"counting"``, ``"scoring"``, ``"fitting"``) as
+            a compression advances; the CLI shows these as a progress bar on long inputs.
+        timeout_s: most seconds one compression may spend scoring (``None``: no limit). A slower
+            criterion is abandoned for the lexical one; a model call already running cannot be
+            interrupted and finishes in its worker thread (see :mod:`agent_tokred._timeout`).
+        on_timeout: ``"fallback"`` (lexical, with a warning) or ``"raise"`` (``CompressionTimeoutError``).
     """
 
     def __init__(
@@ -110,6 +118,9 @@ class Compressor:
         archive: Archive | None = None,
         on_scorer_error: OnScorerError = "fallback",
         criterion_options: Mapping[str, Any] | None = None,
+        progress: Callable[[str], None] | None = None,
+        timeout_s: float | None = None,
+        on_timeout: OnTimeout = "fallback",
     ) -> None:
         if strategy not in STRATEGIES:
             raise UnknownNameError("strategy", strategy, STRATEGIES)
@@ -117,6 +128,10 @@ class Compressor:
             raise UnknownNameError("unit", unit, ("auto", *GRANULARITIES))
         if on_scorer_error not in ("fallback", "raise"):
             raise UnknownNameError("on_scorer_error policy", on_scorer_error, ("fallback", "raise"))
+        if on_timeout not in ("fallback", "raise"):
+            raise UnknownNameError("on_timeout policy", on_timeout, ("fallback", "raise"))
+        self.timeout_s = check_timeout(timeout_s)
+        self.on_timeout = on_timeout
         self._criterion_spec = criterion
         self._criterion: Criterion | None = None
         if criterion != "auto":
@@ -126,6 +141,11 @@ class Compressor:
         self.unit = unit
         self.archive = archive if archive is not None else default_archive()
         self.on_scorer_error = on_scorer_error
+        self.progress = progress
+
+    def _stage(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress(name)
 
     # -- criterion -----------------------------------------------------------------------------
     def _pick_criterion(self, query: str | None, form: str, tokens: int) -> Criterion:
@@ -135,12 +155,24 @@ class Compressor:
             return _auto_mix()
         return lexical
 
-    def _score(self, crit: Criterion, units: Sequence[Unit], query: str | None) -> tuple[np.ndarray, str, str]:
+    def _score(
+        self, crit: Criterion, units: Sequence[Unit], query: str | None, deadline: float | None = None
+    ) -> tuple[np.ndarray, str, str]:
         name = criterion_name(crit)
+        self._stage("scoring")
         try:
-            return check_scores(crit(units, query), len(units), name), name, ""
+            if deadline is None or crit is lexical:  # lexical is the bounded fallback: no thread needed
+                raw = crit(units, query)
+            else:
+                raw = call_with_deadline(lambda: crit(units, query), deadline - time.perf_counter())
+            return check_scores(raw, len(units), name), name, ""
         except (KeyboardInterrupt, SystemExit):
             raise
+        except ScoringTimedOut as exc:
+            if self.on_timeout == "raise":
+                raise CompressionTimeoutError(f"criterion {name!r} ran past the time limit: {exc}") from None
+            logger.warning("criterion %r timed out (%s); falling back to lexical", name, exc)
+            return np.asarray(lexical(units, query)), "lexical", f"criterion {name} timed out; used lexical"
         except Exception as exc:
             if self.on_scorer_error == "raise":
                 raise ScorerFailedError(f"criterion {name!r} failed: {exc}") from exc
@@ -156,12 +188,16 @@ class Compressor:
         query: str | None = None,
         budget: Budget,
         force_keep: Sequence[str] = (),
+        timeout_s: float | None = None,
     ) -> Reduction:
-        """Reduce ``text`` to ``budget`` (see :func:`agent_tokred.compress` for the contract)."""
+        """Reduce ``text`` to ``budget`` (see :func:`agent_tokred.compress`); ``timeout_s`` overrides the default."""
         started = time.perf_counter()
+        limit = check_timeout(timeout_s) if timeout_s is not None else self.timeout_s
+        deadline = None if limit is None else started + limit
         text = ensure_text(text)
         if query is not None:
             query = ensure_text(query, what="query")
+        self._stage("counting")
         tokens_before = self.counter.count(text)
         target = budget.tokens_for(tokens_before)
         base = Reduction(
@@ -179,9 +215,9 @@ class Compressor:
         form = "json" if parsed is not None else detect_form(text)
         crit = self._pick_criterion(query, form, tokens_before)
         if parsed is not None:
-            result = self._compact_json(parsed[0], crit, query, target, budget)
+            result = self._compact_json(parsed[0], crit, query, target, budget, deadline)
         else:
-            result = self._reduce_text(text, form, crit, query, target, budget, force_keep, tokens_before)
+            result = self._reduce_text(text, form, crit, query, target, budget, force_keep, tokens_before, deadline)
         out_text, info = result
         tokens_after = self.counter.count(out_text)
         if tokens_after > target:  # pragma: no cover - plan_prune guarantees this; keep the contract loud
@@ -194,7 +230,7 @@ class Compressor:
 
     def _reduce_text(
         self, text: str, form: str, crit: Criterion, query: str | None, target: int, budget: Budget,
-        force_keep: Sequence[str], tokens_before: int,
+        force_keep: Sequence[str], tokens_before: int, deadline: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
         granularity, units = self._segment(text, form, target, tokens_before)
         if self._criterion is None and (granularity == "word" or len(units) > _MODEL_AUTO_MAX_UNITS):
@@ -202,7 +238,7 @@ class Compressor:
         units = _protect(units, query, force_keep)
         if form == "lines" and units and self.strategy in ("auto", "compact") and _has_header(units):
             units[0] = replace(units[0], protected=True)
-        scores, crit_name, note = self._score(crit, units, query)
+        scores, crit_name, note = self._score(crit, units, query, deadline)
         strategy = self.strategy if self.strategy != "auto" else ("compact" if form == "lines" else "prune")
         candidates = list(range(len(units)))
         merged_into: dict[int, tuple[int, ...]] = {}
@@ -223,6 +259,7 @@ class Compressor:
             def render(keep: Sequence[int]) -> str:
                 return render_text(units, [candidates[k] for k in keep], marker)
 
+        self._stage("fitting")
         plan = plan_prune(sub, sub_scores, budget_tokens=target, counter=self.counter, render=render,
                           threshold=budget.threshold)
         kept = [candidates[k] for k in plan.keep]
@@ -234,13 +271,15 @@ class Compressor:
         }
 
     def _compact_json(
-        self, value: Any, crit: Criterion, query: str | None, target: int, budget: Budget
+        self, value: Any, crit: Criterion, query: str | None, target: int, budget: Budget,
+        deadline: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
         tree = JsonUnits.build(value, max_unit_chars=max(16, min(400, target)))
         units = _protect(list(tree.units), query, ())
-        scores, crit_name, note = self._score(crit, units, query)
+        scores, crit_name, note = self._score(crit, units, query, deadline)
         # API lists are ordered ("the first result"): the head of every array gets a decaying prior.
         scores = minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
+        self._stage("fitting")
         plan = plan_prune(units, scores, budget_tokens=target, counter=self.counter, render=tree.render,
                           threshold=budget.threshold)
         if not plan.keep and self.counter.count(plan.text) > target:
@@ -316,6 +355,8 @@ def compress(
     force_keep: Sequence[str] = (),
     archive: Archive | None = None,
     on_scorer_error: OnScorerError = "fallback",
+    timeout_s: float | None = None,
+    on_timeout: OnTimeout = "fallback",
 ) -> Reduction:
     """Compress ``text`` under an exact token budget, keeping what matters for ``query``.
 
@@ -332,6 +373,8 @@ def compress(
         force_keep: strings whose units are kept whenever anything can be kept.
         archive: where the original is archived (default: the process-wide in-memory archive).
         on_scorer_error: ``"fallback"`` to the lexical criterion with a warning, or ``"raise"``.
+        timeout_s: most seconds spent scoring; a slower criterion is abandoned (``None``: no limit).
+        on_timeout: ``"fallback"`` to the lexical criterion with a warning, or ``"raise"``.
 
     Returns:
         A :class:`~agent_tokred.reduction.Reduction`; ``tokens_after <= budget_tokens`` always, JSON in
@@ -341,6 +384,8 @@ def compress(
         BudgetError: no budget, ``rate`` outside ``(0, 1]``, ``target_tokens < 1``.
         InvalidInputError: not text (binary junk, invalid UTF-8, wrong type).
         UnknownNameError: unknown criterion, strategy, unit or tokenizer name.
+        ScorerFailedError: the criterion raised and ``on_scorer_error="raise"``.
+        CompressionTimeoutError: scoring ran past ``timeout_s`` and ``on_timeout="raise"``.
 
     Example:
         >>> r = compress('{"items": [' + ",".join(f'{{"id": {i}}}' for i in range(200)) + "]}",
@@ -349,27 +394,28 @@ def compress(
         True
     """
     budget = make_budget(rate=rate, target_tokens=target_tokens, threshold=threshold)
-    compressor = _cached_compressor(criterion, strategy, tokenizer, unit, archive, on_scorer_error)
-    return compressor.compress(text, query=query, budget=budget, force_keep=tuple(force_keep))
+    compressor = _cached_compressor(criterion, strategy, tokenizer, unit, archive, on_scorer_error, on_timeout)
+    return compressor.compress(text, query=query, budget=budget, force_keep=tuple(force_keep), timeout_s=timeout_s)
 
 
 _COMPRESSORS: dict[tuple[Any, ...], Compressor] = {}
 
 
 def _cached_compressor(
-    criterion: Any, strategy: Any, tokenizer: Any, unit: Any, archive: Any, on_error: Any
+    criterion: Any, strategy: Any, tokenizer: Any, unit: Any, archive: Any, on_error: Any, on_timeout: Any = "fallback"
 ) -> Compressor:
     key: tuple[Any, ...]
     try:
         key = (criterion if isinstance(criterion, (str, type(None))) else id(criterion), strategy,
-               tokenizer if isinstance(tokenizer, (str, type(None))) else id(tokenizer), unit, id(archive), on_error)
+               tokenizer if isinstance(tokenizer, (str, type(None))) else id(tokenizer), unit, id(archive), on_error,
+               on_timeout)
         hash(key)
     except TypeError:
         key = ()
     if key and key in _COMPRESSORS:
         return _COMPRESSORS[key]
     comp = Compressor(criterion=criterion, strategy=strategy, tokenizer=tokenizer, unit=unit, archive=archive,
-                      on_scorer_error=on_error)
+                      on_scorer_error=on_error, on_timeout=on_timeout)
     if key and len(_COMPRESSORS) < 64 and isinstance(criterion, str):
         _COMPRESSORS[key] = comp
     return comp
