@@ -1,0 +1,146 @@
+"""A LangChain example selector that fills a token budget with the most useful examples.
+
+Drop-in for ``FewShotPromptTemplate`` / ``FewShotChatMessagePromptTemplate``: where LangChain's
+``LengthBasedExampleSelector`` counts words and keeps list order, and the similarity / MMR selectors
+take a fixed ``k``, :class:`BudgetedExampleSelector` picks by relevance plus diversity per token
+until the examples, rendered by ``example_prompt`` and joined by ``separator``, fill ``max_tokens``
+of the caller's tokenizer. The engine is :class:`agent_tokred.examples.ExamplePool`.
+
+Example:
+    >>> from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
+    >>> import numpy as np
+    >>> fake = lambda ts: np.array([[t.count("add"), t.count("spell"), 0.1] for t in ts])
+    >>> prompt = PromptTemplate.from_template("Q: {question}\\nA: {answer}")
+    >>> selector = BudgetedExampleSelector(
+    ...     [{"question": "add 2 and 3", "answer": "5"}, {"question": "spell cat", "answer": "c-a-t"}],
+    ...     max_tokens=40, example_prompt=prompt, input_keys=["question"], embeddings=fake)
+    >>> few_shot = FewShotPromptTemplate(example_selector=selector, example_prompt=prompt,
+    ...     prefix="", suffix="Q: {question}\\nA:", input_variables=["question"])
+    >>> print(few_shot.format(question="add 4 and 4"))
+    Q: add 2 and 3
+    A: 5
+    <BLANKLINE>
+    Q: add 4 and 4
+    A:
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.example_selectors.base import BaseExampleSelector
+from langchain_core.runnables.config import run_in_executor
+
+from ..errors import BudgetError, InvalidInputError
+from ..examples import ExamplePool, ExampleSelection, SelectionPolicy
+
+
+class BudgetedExampleSelector(BaseExampleSelector):
+    """Selects the examples worth their tokens for each input, within ``max_tokens``.
+
+    Args:
+        examples: the example pool (dicts of strings).
+        max_tokens: tokens allowed for the rendered examples, separators included.
+        example_prompt: a ``PromptTemplate`` (or a chat prompt, counted as its ``format`` string) or a
+            ``Callable[[dict], str]``; what is rendered is what is counted (default ``key: value`` lines).
+        tokenizer: the caller's tokenizer (see :func:`agent_tokred.tokens.resolve_counter`).
+        input_keys: example keys matched against the same keys of the prompt's input (default: all
+            example keys, and all input values sorted by key, as LangChain's similarity selector).
+        embeddings: a LangChain ``Embeddings`` object, a ``Callable[[list[str]], array]`` or ``None``
+            for the shipped MiniLM. Pool embeddings are computed once and cached per pool.
+        vectors: precomputed embeddings of ``examples`` (one row each).
+        separator: must match the few-shot template's ``example_separator`` (``"\\n\\n"``).
+        policy: the relevance / diversity / length trade-off (see :class:`SelectionPolicy`).
+        compressible_key: the reasoning field compression may shorten (the answer is never touched).
+        compress: compress chosen examples' ``compressible_key`` so more examples fit.
+        compress_rate: kept fraction of the compressible field when compressing.
+        compressor: the compressor to use (default :func:`agent_tokred.compress`).
+        cache: cache pool embeddings on disk by content hash (``True`` or a file path).
+
+    Raises:
+        BudgetError: ``max_tokens`` is not a positive int.
+        InvalidInputError: an example misses a key the prompt or ``input_keys`` need (named).
+    """
+
+    def __init__(
+        self,
+        examples: Iterable[Mapping[str, Any]] = (),
+        *,
+        max_tokens: int,
+        example_prompt: Any = None,
+        tokenizer: Any = None,
+        input_keys: Sequence[str] | None = None,
+        embeddings: Any = None,
+        vectors: Any = None,
+        separator: str = "\n\n",
+        policy: SelectionPolicy | None = None,
+        compressible_key: str | None = None,
+        compress: bool = False,
+        compress_rate: float = 0.5,
+        compressor: Callable[..., Any] | None = None,
+        cache: bool | str = False,
+    ) -> None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise BudgetError(f"max_tokens must be a positive int of tokens; got {max_tokens!r}")
+        self.max_tokens = max_tokens
+        self.input_keys = list(input_keys) if input_keys is not None else None
+        self.policy = policy or SelectionPolicy()
+        self.compress = compress
+        self.compress_rate = compress_rate
+        self.compressor = compressor
+        required = getattr(example_prompt, "input_variables", None)
+        self.pool = ExamplePool(
+            examples,
+            input_keys=input_keys,
+            formatter=example_prompt,
+            tokenizer=tokenizer,
+            embed=embeddings,
+            embeddings=vectors,
+            separator=separator,
+            required_keys=list(required) if required else None,
+            compressible_key=compressible_key,
+            cache=cache,
+        )
+        self.last_selection: ExampleSelection | None = None
+
+    def add_example(self, example: dict[str, str]) -> int:
+        """Add one example (embedded now, once); return its pool id (an exact duplicate keeps its old id)."""
+        return self.pool.add([example])[0]
+
+    async def aadd_example(self, example: dict[str, str]) -> int:
+        """Async twin of :meth:`add_example` (embedding runs in an executor)."""
+        return await run_in_executor(None, self.add_example, example)
+
+    def select(self, input_variables: Mapping[str, Any]) -> ExampleSelection:
+        """The full selection record for ``input_variables`` (chosen examples, tokens used, reasons)."""
+        selection = self.pool.select(
+            self._query_text(input_variables),
+            self.max_tokens,
+            policy=self.policy,
+            compress=self.compress,
+            compress_rate=self.compress_rate,
+            compressor=self.compressor,
+        )
+        self.last_selection = selection
+        return selection
+
+    def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
+        """The examples to render for ``input_variables``, within ``max_tokens`` (may be empty)."""
+        return self.select(input_variables).examples
+
+    async def aselect_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
+        """Async twin of :meth:`select_examples`."""
+        return await run_in_executor(None, self.select_examples, input_variables)
+
+    def _query_text(self, input_variables: Mapping[str, Any]) -> str:
+        if not isinstance(input_variables, Mapping):
+            raise InvalidInputError(f"input_variables must be a mapping; got {type(input_variables).__name__}")
+        if self.input_keys is None:
+            return "\n".join(str(input_variables[k]) for k in sorted(input_variables))
+        missing = [k for k in self.input_keys if k not in input_variables]
+        if missing:
+            raise InvalidInputError(
+                f"input is missing key {missing[0]!r} (input_keys={self.input_keys}); it has {sorted(input_variables)}"
+            )
+        return "\n".join(str(input_variables[k]) for k in self.input_keys)

@@ -1,0 +1,409 @@
+"""In-context example selection under a token budget, against LangChain's example selectors.
+
+Pool: reasoning-gym ``gsm_symbolic`` problems (question, chain of thought, answer; 85 usable templates)
+from seed 0; queries from a held-apart seed (no query text is in the pool). An example is *useful* for
+a query when it comes from the query's own template (the template id is ``task_indices`` of the
+dataset). Every selector gets the same budget for the examples block (rendered by the same prompt,
+joined by ``"\\n\\n"``, counted exactly in cl100k_base):
+
+* ours: :class:`agent_tokred.examples.ExamplePool` with the default :class:`SelectionPolicy`.
+* ``LengthBasedExampleSelector`` counting with the same token counter (``get_text_length``) and
+  ``max_length`` = budget + the query's tokens (it subtracts the input length itself).
+* ``SemanticSimilarityExampleSelector`` / ``MaxMarginalRelevanceExampleSelector`` (``fetch_k=20``,
+  ``lambda_mult=0.5``, their defaults) on ``InMemoryVectorStore`` over the same MiniLM embeddings of
+  the question: the largest ``k`` whose selection fits the budget (their ranked list cut at the budget).
+
+Every selection is re-checked: rendered, joined and counted; any baseline that LangChain let run
+over is cut to its longest fitting prefix. Run ``python -m bench.bench_examples [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import agent_tokred
+from agent_tokred.examples import ExamplePool, SelectionPolicy
+from agent_tokred.tokens import resolve_counter
+
+from .common import OUT, markdown_table, write_outputs
+
+BUDGETS = (300, 600, 1200)
+POOL_SEED, QUERY_SEED, DEV_SEEDS = 0, 5_000_000, (2_000_000, 3_000_000)
+TEMPLATE = "Question: {question}\nReasoning: {reasoning}\nAnswer: {answer}"
+SEP = "\n\n"
+Example = dict[str, str]
+
+
+def build_items(seed: int, size: int) -> list[tuple[Example, int]]:
+    """``size`` gsm_symbolic problems as (example, template id); the CoT's ``#### N`` line is the answer."""
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
+    items = []
+    for i in range(size):
+        row = ds[i]
+        cot = row["metadata"]["answer_cot"].rsplit("####", 1)[0].strip()
+        items.append(
+            (
+                {"question": row["question"], "reasoning": cot, "answer": str(row["answer"])},
+                int(ds.task_indices[i]),
+            )
+        )
+    return items
+
+
+def embed_cached(texts: list[str]) -> dict[str, np.ndarray]:
+    """MiniLM embeddings by text, cached on disk by content hash (agent_tokred's cache folder)."""
+    uniq = sorted(set(texts))
+    pool = ExamplePool([{"t": t} for t in uniq], input_keys=["t"], tokenizer="approx", cache=True)
+    return dict(zip(uniq, pool.vectors))
+
+
+def lookup_embeddings(table: dict[str, np.ndarray]) -> Any:
+    from langchain_core.embeddings import Embeddings
+
+    class LookupEmbeddings(Embeddings):
+        """Precomputed vectors by text (all selectors see the very same embeddings)."""
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return [table[t].tolist() for t in texts]
+
+        def embed_query(self, text: str) -> list[float]:
+            return table[text].tolist()
+
+    return LookupEmbeddings()
+
+
+class Harness:
+    """Renders, counts and cuts selections the same way for every selector."""
+
+    def __init__(self, counter: Any) -> None:
+        from langchain_core.prompts import PromptTemplate
+
+        self.prompt = PromptTemplate.from_template(TEMPLATE)
+        self.counter = counter
+        self._counts: dict[str, int] = {}
+
+    def tokens(self, examples: Sequence[Example]) -> int:
+        return self.counter.count(SEP.join(self.prompt.format(**e) for e in examples)) if examples else 0
+
+    def fit_prefix(self, ranked: Sequence[Example], budget: int) -> list[Example]:
+        """The longest prefix of ``ranked`` that fits (= the largest k whose selection fits).
+
+        Starts from the estimate "sum of example counts + separators" and moves k until the exact count
+        of the joined prefix fits and one more example would not.
+        """
+        sep = self.counter.count(SEP)
+        k, total = 0, 0
+        for e in ranked:
+            total += self.count_one(e) + (sep if k else 0)
+            if total > budget:
+                break
+            k += 1
+        while k > 0 and self.tokens(ranked[:k]) > budget:
+            k -= 1
+        while k < len(ranked) and self.tokens(ranked[: k + 1]) <= budget:
+            k += 1
+        return list(ranked[:k])
+
+    def count_one(self, example: Example) -> int:
+        key = example["question"] + "\0" + example["reasoning"]
+        if key not in self._counts:
+            self._counts[key] = self.counter.count(self.prompt.format(**example))
+        return self._counts[key]
+
+
+def make_selectors(
+    pool_items: list[Example],
+    vectors: dict[str, np.ndarray],
+    h: Harness,
+    variants: dict[str, dict[str, Any]],
+) -> dict[str, Callable[[str, int], list[Example]]]:
+    from langchain_core.example_selectors import (
+        LengthBasedExampleSelector,
+        MaxMarginalRelevanceExampleSelector,
+        SemanticSimilarityExampleSelector,
+    )
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    emb = lookup_embeddings(vectors)
+    ours = ExamplePool(
+        pool_items,
+        input_keys=["question"],
+        formatter=h.prompt,
+        tokenizer=h.counter,
+        embeddings=np.stack([vectors[e["question"]] for e in pool_items]),
+        separator=SEP,
+        compressible_key="reasoning",
+    )
+    length = LengthBasedExampleSelector(
+        examples=pool_items, example_prompt=h.prompt, get_text_length=h.counter.count, max_length=1
+    )
+    semantic = SemanticSimilarityExampleSelector.from_examples(
+        pool_items, emb, InMemoryVectorStore, k=40, input_keys=["question"]
+    )
+    mmr = MaxMarginalRelevanceExampleSelector.from_examples(
+        pool_items, emb, InMemoryVectorStore, k=20, fetch_k=20, input_keys=["question"]
+    )
+
+    def length_based(q: str, b: int) -> list[Example]:
+        length.max_length = b + h.counter.count(q)
+        return h.fit_prefix(length.select_examples({"question": q}), b)
+
+    out: dict[str, Callable[[str, int], list[Example]]] = {}
+    for name, kwargs in variants.items():
+        out[name] = lambda q, b, kw=kwargs: ours.select(q, b, query_vector=vectors[q], **kw).examples
+    out["LengthBased (token counter)"] = length_based
+    out["SemanticSimilarity (max k fitting)"] = lambda q, b: h.fit_prefix(semantic.select_examples({"question": q}), b)
+    out["MMR (max k fitting)"] = lambda q, b: h.fit_prefix(mmr.select_examples({"question": q}), b)
+    return out
+
+
+def evaluate(
+    selectors: dict[str, Callable[[str, int], list[Example]]],
+    queries: list[tuple[Example, int]],
+    template_of: dict[str, int],
+    h: Harness,
+    budgets: Sequence[int],
+) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for name, select in selectors.items():
+        res[name] = {}
+        for b in budgets:
+            share, distinct, n_sel, used, over = [], [], [], [], 0
+            for ex, tid in queries:
+                sel = select(ex["question"], b)
+                useful = [e for e in sel if template_of[e["question"]] == tid]
+                if sel:
+                    share.append(len(useful) / len(sel))
+                distinct.append(len({e["question"] for e in useful}))
+                n_sel.append(len(sel))
+                tok = h.tokens(sel)
+                used.append(tok)
+                over += tok > b
+            res[name][str(b)] = {
+                "share_own_template": statistics.mean(share) if share else 0.0,
+                "distinct_useful": statistics.mean(distinct),
+                "selected": statistics.mean(n_sel),
+                "tokens_used": statistics.mean(used),
+                "over_budget": over,
+                "empty": sum(1 for n in n_sel if n == 0),
+            }
+    return res
+
+
+def latency(
+    pool_items: list[Example],
+    vecs: np.ndarray,
+    query_vecs: np.ndarray,
+    h: Harness,
+    budgets: Sequence[int],
+    repeats: int,
+) -> dict[str, Any]:
+    """Median selection time (ms) per budget; LangChain's selectors at k=8 on the same vectors for scale."""
+    from langchain_core.example_selectors import (
+        MaxMarginalRelevanceExampleSelector,
+        SemanticSimilarityExampleSelector,
+    )
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    t = time.perf_counter()
+    pool = ExamplePool(
+        pool_items,
+        input_keys=["question"],
+        formatter=h.prompt,
+        tokenizer=h.counter,
+        embeddings=vecs,
+        separator=SEP,
+    )
+    build_s = time.perf_counter() - t
+    out: dict[str, Any] = {
+        "pool": len(pool),
+        "build_s_excluding_embedding": build_s,
+        "load_average_1min": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+    }
+    queries = query_vecs[:repeats]
+    for b in budgets:
+        out[str(b)] = median_ms(lambda qv, b=b: pool.select(query_vector=qv, budget=b), queries)
+    table = {e["question"]: v for e, v in zip(pool_items, vecs)}
+    table.update({f"query {i}": v for i, v in enumerate(queries)})
+    emb = lookup_embeddings(table)
+    semantic = SemanticSimilarityExampleSelector.from_examples(
+        pool_items, emb, InMemoryVectorStore, k=8, input_keys=["question"]
+    )
+    mmr = MaxMarginalRelevanceExampleSelector.from_examples(
+        pool_items, emb, InMemoryVectorStore, k=8, input_keys=["question"]
+    )
+    names = [f"query {i}" for i in range(min(len(queries), 10))]  # LangChain's stores are slow at 10k
+    out["semantic_k8"] = median_ms(lambda q: semantic.select_examples({"question": q}), names)
+    out["mmr_k8"] = median_ms(lambda q: mmr.select_examples({"question": q}), names)
+    return out
+
+
+def median_ms(fn: Callable[[Any], Any], args: Sequence[Any]) -> float:
+    times = []
+    for arg in args:
+        t = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def run(quick: bool = False, out_dir: Path = OUT, query_seed: int = QUERY_SEED) -> dict[str, Any]:
+    n_pool, n_query = (300, 20) if quick else (1000, 200)
+    counter = resolve_counter("cl100k_base")
+    h = Harness(counter)
+    items = build_items(POOL_SEED, n_pool)
+    pool_questions = {e["question"] for e, _ in items}
+    queries = [(e, t) for e, t in build_items(query_seed, n_query * 2) if e["question"] not in pool_questions][:n_query]
+    template_of = {e["question"]: t for e, t in items + queries}
+    vectors = embed_cached([e["question"] for e, _ in items + queries])
+    lexical = lru_cache(maxsize=None)(partial(agent_tokred.compress, criterion="lexical"))
+    main = {"ours (BudgetedExampleSelector engine, defaults)": {}}
+    ablations: dict[str, dict[str, Any]] = {
+        "ours + compress CoT (rate 0.6, lexical)": {
+            "compress": True,
+            "compress_rate": 0.6,
+            "compressor": lambda t, **kw: lexical(t, **kw).text,
+        },
+        "ours: per-token only": {"policy": SelectionPolicy(strategy="per_token")},
+        "ours: relevance only (no per-token)": {"policy": SelectionPolicy(strategy="relevance")},
+        "ours: no relevance margin (fills budget)": {"policy": SelectionPolicy(relevance_margin=None)},
+        "ours: no diversity": {"policy": SelectionPolicy(diversity=0.0)},
+    }
+    pool_items = [e for e, _ in items]
+    raw: dict[str, Any] = {
+        "pool": n_pool,
+        "queries": len(queries),
+        "query_seed": query_seed,
+        "templates_in_pool": len({t for _, t in items}),
+    }
+    raw["clean"] = evaluate(
+        make_selectors(pool_items, vectors, h, {**main, **ablations}), queries, template_of, h, BUDGETS
+    )
+    rng = random.Random(7)
+    dup_items = pool_items + rng.sample(pool_items, len(pool_items) // 4)
+    rng.shuffle(dup_items)
+    raw["duplicates"] = evaluate(make_selectors(dup_items, vectors, h, main), queries, template_of, h, BUDGETS)
+
+    # Latency: 1k = the real pool above with real MiniLM vectors (embedded once beforehand);
+    # 10k = real examples (real token counts) with random unit vectors, i.e. pure selection cost
+    # in the worst case where no example falls outside the relevance margin.
+    rs = np.random.default_rng(0)
+    qv = np.stack([vectors[e["question"]] for e, _ in queries])
+    raw["latency"] = {
+        "1k": latency(
+            pool_items[:1000],
+            np.stack([vectors[e["question"]] for e in pool_items[:1000]]),
+            qv,
+            h,
+            BUDGETS,
+            50,
+        )
+    }
+    big = [e for e, _ in build_items(POOL_SEED, 10_000)]
+    rv = rs.standard_normal((10_000 + 50, 384)).astype(np.float32)
+    raw["latency"]["10k"] = latency(big, rv[:10_000], rv[10_000:], h, BUDGETS, 10 if quick else 50)
+    write_outputs(out_dir, "examples", render(raw, quick), raw)
+    return raw
+
+
+def render(raw: dict[str, Any], quick: bool) -> str:
+    cmd = f"python -m bench.bench_examples{' --quick' if quick else ''}"
+    loads = ", ".join(f"{v['load_average_1min']:.1f}" for v in raw["latency"].values())
+    head = [
+        "budget",
+        "selector",
+        "share own template",
+        "distinct useful",
+        "selected",
+        "empty",
+        "tokens used",
+        "over budget",
+    ]
+
+    def rows(block: dict[str, Any]) -> list[list[Any]]:
+        return [
+            [
+                b,
+                name,
+                v[str(b)]["share_own_template"],
+                v[str(b)]["distinct_useful"],
+                v[str(b)]["selected"],
+                v[str(b)]["empty"],
+                v[str(b)]["tokens_used"],
+                v[str(b)]["over_budget"],
+            ]
+            for b in BUDGETS
+            for name, v in block.items()
+        ]
+
+    setting = (
+        f"pool {raw['pool']} gsm_symbolic problems (seed 0, {raw['templates_in_pool']} templates), "
+        f"{raw['queries']} queries (seed {raw['query_seed']}), cl100k_base"
+    )
+    md = [
+        f"### Example selection at equal token budgets ({setting})\n",
+        markdown_table(
+            head,
+            rows(raw["clean"]),
+            "Means over queries. share own template = own-template examples / selected, over queries with a "
+            "non-empty selection; distinct useful = distinct own-template examples selected; empty = queries "
+            "with nothing selected; tokens used = exact cl100k_base tokens of the rendered, joined examples. "
+            f"Command: `{cmd}`",
+        ),
+        "\n### Same, pool with 25% exact duplicates added\n",
+        markdown_table(head, rows(raw["duplicates"]), f"Command: `{cmd}`"),
+        "\n### Selection latency (median ms, this CPU, embeddings computed once beforehand)\n",
+        markdown_table(
+            [
+                "pool",
+                "vectors",
+                *[f"ours @{b}" for b in BUDGETS],
+                "LC semantic k=8",
+                "LC MMR k=8",
+                "pool build s (no embedding)",
+            ],
+            [
+                [
+                    v["pool"],
+                    "MiniLM" if k == "1k" else "random unit (worst case)",
+                    *[v[str(b)] for b in BUDGETS],
+                    v["semantic_k8"],
+                    v["mmr_k8"],
+                    v["build_s_excluding_embedding"],
+                ]
+                for k, v in raw["latency"].items()
+            ],
+            "Pool embeddings are computed once beforehand and not timed; a query's own embedding "
+            "(MiniLM, ~10 ms) is not included. Pool sizes are after exact-duplicate removal. Load average "
+            f"during the runs: {loads} "
+            f"on {raw['latency']['1k']['cpus']} CPUs (shared machine). Command: `{cmd}`",
+        ),
+    ]
+    return "\n".join(md)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--query-seed", type=int, default=QUERY_SEED, help="held-apart seed of the queries")
+    args = parser.parse_args()
+    run(args.quick, args.out, args.query_seed)
+    print((args.out / "examples.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
