@@ -243,8 +243,8 @@ def run_selection(
     chosen, used = _fit_exactly(pool, chosen, budget)
     chosen = _ordered(chosen, policy.order)
     originals = tuple(MappingProxyType(pool.examples[c.index]) for c in chosen) if compress else ()
-    why = None if chosen else "no chosen example fits the budget once rendered, compressed and joined"
-    return ExampleSelection(tuple(chosen), used, budget, n, pool.separator, why, skipped, originals)
+    outcome = None if chosen else "no chosen example fits the budget once rendered, compressed and joined"
+    return ExampleSelection(tuple(chosen), used, budget, n, pool.separator, outcome, skipped, originals)
 
 
 def _record(
