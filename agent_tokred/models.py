@@ -93,6 +93,15 @@ def _offline_env() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Idle OpenMP threads sleep instead of spinning: on shared or busy CPUs spinning threads starve
+    # each other (measured here: 2 spinning threads were slower than 1). Only effective before torch
+    # is first imported, which is why models are imported lazily, after this.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    threads = os.environ.get("AGENT_TOKRED_TORCH_THREADS")
+    if threads and threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 @lru_cache(maxsize=4)
