@@ -138,6 +138,31 @@ def embed(texts: list[str], model: str = DEFAULT_EMBEDDING_MODEL, batch_size: in
     return np.asarray(vecs, dtype=np.float32)
 
 
+def _load_pretrained(name: str, purpose: str, choose: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """(tokenizer, model in eval mode) from local files; ``choose(config)`` picks the model class."""
+    _offline_env()
+    with _LOCK:
+        try:
+            from transformers import AutoConfig, AutoTokenizer
+        except ImportError as exc:
+            raise ModelNotAvailableError(
+                f"{purpose} needs torch and transformers: pip install 'agent-tokred[models]'"
+            ) from exc
+        path = resolve_model_path(name)
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            cfg = AutoConfig.from_pretrained(path, local_files_only=True)
+            cls, extra = choose(cfg)
+            with _quiet_load_report():  # dropped layers would be reported as unexpected weights
+                model = cls.from_pretrained(path, local_files_only=True, **kwargs, **extra)
+        except OSError as exc:
+            raise ModelNotAvailableError(
+                f"model {name!r} is not available locally; agent-tokred never downloads at run time"
+            ) from exc
+        model.eval()  # callers run it under torch.inference_mode(); global grad state is left alone
+        return tok, model
+
+
 @lru_cache(maxsize=4)
 def load_encoder_with_attention(
     name: str = DEFAULT_EMBEDDING_MODEL, num_layers: int | None = None
@@ -147,47 +172,29 @@ def load_encoder_with_attention(
     ``num_layers`` keeps only the first layers (a criterion that reads an early layer's attention
     need not run the rest); ``None`` keeps them all.
     """
-    _offline_env()
-    with _LOCK:
-        try:
-            import torch
-            from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise ModelNotAvailableError("attention needs torch and transformers: pip install 'agent-tokred[models]'") from exc
-        path = resolve_model_path(name)
-        try:
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            cfg = AutoConfig.from_pretrained(path, local_files_only=True)
-            cls = AutoModelForCausalLM if getattr(cfg, "is_decoder", False) or _is_causal(cfg) else AutoModel
-            extra: dict[str, Any] = {}
-            if num_layers is not None and 0 < num_layers < int(getattr(cfg, "num_hidden_layers", 0) or 0):
-                extra["num_hidden_layers"] = num_layers
-            with _quiet_load_report():  # dropped layers would be reported as unexpected weights
-                model = cls.from_pretrained(path, local_files_only=True, attn_implementation="eager", **extra)
-        except OSError as exc:
-            raise ModelNotAvailableError(f"model {name!r} is not available locally (never downloaded at run time)") from exc
-        model.eval()
-        torch.set_grad_enabled(False)
-        return tok, model
+
+    def choose(cfg: Any) -> tuple[Any, dict[str, Any]]:
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        cls = AutoModelForCausalLM if getattr(cfg, "is_decoder", False) or _is_causal(cfg) else AutoModel
+        extra: dict[str, Any] = {}
+        if num_layers is not None and 0 < num_layers < int(getattr(cfg, "num_hidden_layers", 0) or 0):
+            extra["num_hidden_layers"] = num_layers
+        return cls, extra
+
+    return _load_pretrained(name, "attention", choose, attn_implementation="eager")
 
 
 @lru_cache(maxsize=4)
 def load_causal_lm(name: str = DEFAULT_CAUSAL_LM) -> tuple[Any, Any]:
     """(tokenizer, model) of a causal LM from local files (SmolLM2 by default)."""
-    _offline_env()
-    with _LOCK:
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise ModelNotAvailableError("self-information needs transformers: pip install 'agent-tokred[models]'") from exc
-        path = resolve_model_path(name)
-        try:
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-        except OSError as exc:
-            raise ModelNotAvailableError(f"causal LM {name!r} is not available locally (never downloaded at run time)") from exc
-        model.eval()
-        return tok, model
+
+    def choose(cfg: Any) -> tuple[Any, dict[str, Any]]:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM, {}
+
+    return _load_pretrained(name, "self-information", choose)
 
 
 @contextlib.contextmanager
