@@ -21,6 +21,7 @@ from .errors import TokredError
 
 _COMMAND_MODULES = (
     "agent_tokred.overthinking.cli",
+    "agent_tokred.learned.cli",
     "agent_tokred._cli_apps",
 )
 
