@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -62,10 +63,13 @@ def detect_form(text: str) -> Literal["json", "lines", "prose"]:
     if parse_json_like(text) is not None:
         return "json"
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) >= 6:
-        structured = sum(1 for ln in lines if _LOG_LINE.match(ln) or ln.count("\t") >= 1 or ln.count(",") >= 3)
+    if len(lines) >= 6 and len(text) / len(lines) < 240:
+        logs = sum(1 for ln in lines if _LOG_LINE.match(ln) or "\t" in ln)
+        # A table has the same number of delimiters on most lines; prose merely has commas.
+        commas = Counter(ln.count(",") for ln in lines).most_common(1)[0]
+        table = commas[0] >= 2 and commas[1] >= 0.7 * len(lines)
         unpunctuated = sum(1 for ln in lines if not ln.rstrip().endswith((".", "!", "?", ":", "。")))
-        if structured >= 0.5 * len(lines) or (unpunctuated >= 0.7 * len(lines) and len(text) / len(lines) < 160):
+        if logs >= 0.5 * len(lines) or table or (unpunctuated >= 0.7 * len(lines) and len(text) / len(lines) < 160):
             return "lines"
     return "prose"
 
