@@ -55,9 +55,10 @@ def test_bad_text_raises_invalid_input(bad: object) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t  "])
-def test_empty_and_whitespace_are_returned_as_is(text: str) -> None:
+def test_empty_and_whitespace_give_a_defined_result(text: str) -> None:
     r = compress(text, rate=0.5)
-    assert r.text == text and r.tokens_after == r.tokens_before
+    assert r.note == "empty input" and r.text.strip() == "" and r.tokens_after <= r.budget_tokens
+    assert compress(text, target_tokens=100).text == text
 
 
 def test_unknown_names_list_valid_ones() -> None:
