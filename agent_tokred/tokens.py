@@ -51,7 +51,10 @@ class TiktokenCounter:
         self.name = str(getattr(self._enc, "name", encoding))
 
     def count(self, text: str) -> int:
-        return len(self._enc.encode(text, disallowed_special=()))
+        try:
+            return len(self._enc.encode(text, disallowed_special=()))
+        except UnicodeEncodeError:  # lone surrogates (undecodable bytes): count what a provider would get
+            return len(self._enc.encode(_without_surrogates(text), disallowed_special=()))
 
 
 class HFTokenizerCounter:
@@ -78,7 +81,10 @@ class HFTokenizerCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._tok.encode(text, add_special_tokens=False))
+        try:
+            return len(self._tok.encode(text, add_special_tokens=False))
+        except UnicodeEncodeError:  # lone surrogates cannot cross into the Rust tokenizer
+            return len(self._tok.encode(_without_surrogates(text), add_special_tokens=False))
 
 
 class ApproxCounter:
@@ -110,6 +116,10 @@ class CallableCounter:
         if not isinstance(n, int) or n < 0:
             raise ValueError(f"token counter {self.name!r} returned {n!r}; expected a non-negative int")
         return n
+
+
+def _without_surrogates(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _is_wide(ch: str) -> bool:

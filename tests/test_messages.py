@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -307,3 +308,114 @@ def test_invariants_on_random_conversations(outputs: list[str], budget: int, kee
             assert arc.get(mark["handle"]) in [content_text(x.content) for x in msgs]
     again, second = reduce(out, arc, message_budget=200, call_budget=budget, protect_last_n_turns=keep)
     assert again == out and not second.changed
+
+
+# -- regressions: the call budget over a long research session (demo 2) --------------------------------
+
+
+def search_result(q: int, k: int) -> str:
+    """A retrieved passage: short prose sentences, one of them naming where item ``q`` was made."""
+    filler = " ".join(
+        f"The {w} hall of museum {q}-{k}-{i} opened in 19{i:02d} and shows {i + 3} paintings."
+        for i, w in enumerate(["north", "south", "east", "west", "upper", "lower", "old", "new", "side", "main"])
+    )
+    return f"[{k + 1}] Item {q}: Item {q} was made in town {q} by hand. {filler}"
+
+
+def research_session(questions: int, searches: int = 3, latest: bool = True) -> list:
+    """Demo 2's shape: per question, a request, ``searches`` search pairs and an answer; then a new request."""
+    msgs: list = [SystemMessage("Answer with the search tool.")]
+    for q in range(questions):
+        msgs.append(HumanMessage(f"Where was item {q} made?"))
+        for k in range(searches):
+            msgs += [call("search", f"q{q}s{k}", query=f"item {q} origin {k}"),
+                     ToolMessage(search_result(q, k), tool_call_id=f"q{q}s{k}", name="search")]
+        msgs.append(AIMessage(f"Item {q} was made in town {q}, the catalogue says."))
+    if latest:
+        msgs.append(HumanMessage(f"Where was item {questions} made?"))
+    return msgs
+
+
+def is_note(m) -> bool:
+    return m.response_metadata.get("agent_tokred", {}).get("action") == "dropped_pair"
+
+
+def test_dropped_pairs_collapse_into_one_note_never_dearer_than_them() -> None:
+    msgs = research_session(6)
+    arc = InMemoryArchive()
+    out, report = reduce(msgs, arc, message_budget=None, call_budget=1200)
+    assert report.within_budget and TALLY.total(out) <= 1200 and orphaned_tool_calls(out) == []
+    notes = [m for m in out if is_note(m)]
+    assert notes and all(not (is_note(a) and is_note(b)) for a, b in itertools.pairwise(out))  # one note per run
+    assert len(notes) <= 6  # at most one per question, not one per dropped pair
+    for rec in (r for r in report.messages if r.action == "dropped_pair"):
+        assert rec.tokens_after < rec.tokens_before  # a note never costs more than what it replaces
+    # the demo's symptom: user/AI text ("history") grew when each pair became a longer note
+    history = [TALLY.count(m) for m in msgs if not isinstance(m, ToolMessage)]
+    assert sum(TALLY.count(m) for m in out if not isinstance(m, ToolMessage)) <= sum(history)
+    # no two AI messages in a row: a note before a kept answer is folded into it
+    assert not any(isinstance(a, AIMessage) and isinstance(b, AIMessage) and not b.tool_calls
+                   for a, b in itertools.pairwise(out))
+    folded = next(m for m in notes if isinstance(m, AIMessage) and "the catalogue says" in m.content)
+    back = messages_from_dict(json.loads(arc.get(folded.response_metadata["agent_tokred"]["handle"])))
+    assert [type(m).__name__ for m in back] == ["AIMessage", "ToolMessage"] * 3 + ["AIMessage"]
+    assert back[1].content == msgs[3].content and back[-1].content == content_text(msgs[8].content)
+    again, second = reduce(out, arc, message_budget=None, call_budget=1200)
+    assert again == out and not second.changed
+
+
+def test_call_budget_holds_whenever_the_protected_part_fits() -> None:
+    msgs = research_session(20)  # 20 answered questions: notes alone would exceed a small budget
+    arc = InMemoryArchive()
+    out, report = reduce(msgs, arc, message_budget=None, call_budget=300)
+    assert report.within_budget and report.tokens_after == TALLY.total(out) <= 300 and report.note == ""
+    assert out[0] == msgs[0] and out[-1] == msgs[-1] and orphaned_tool_calls(out) == []
+    assert not isinstance(out[1], AIMessage)  # a note opening the conversation speaks as the user
+    handles = report.dropped_handles
+    assert handles and all(arc.get(h) for h in handles)  # everything removed stays recallable
+    again, second = reduce(out, arc, message_budget=None, call_budget=300)
+    assert again == out and not second.changed
+
+
+def test_over_budget_only_for_protected_content_and_the_report_says_why() -> None:
+    msgs = research_session(3)
+    protected = TALLY.count(msgs[0]) + TALLY.count(msgs[-1])  # the system prompt and the request
+    out, report = reduce(msgs, message_budget=None, call_budget=protected - 1, protect_last_n_turns=1)
+    assert not report.within_budget and report.tokens_after == TALLY.total(out) > protected - 1
+    assert f"{protected} tokens are protected" in report.note
+    assert report.as_metadata()["note"] == report.note and orphaned_tool_calls(out) == []
+    out, fits = reduce(msgs, message_budget=None, call_budget=protected, protect_last_n_turns=1)
+    assert fits.within_budget and TALLY.total(out) <= protected and fits.note == ""
+    assert out == [msgs[0], msgs[-1]] and fits.dropped_handles  # even the notes yield; originals archived
+
+
+def test_freed_tokens_go_back_to_the_newest_squeezed_output() -> None:
+    msgs = research_session(5, latest=False)[:-1]  # the 5th question still researching, 3 searches done
+    first = msgs[-6:-4]  # its first search: not protected (the last 2 turns are)
+    out, report = reduce(msgs, message_budget=None, call_budget=1500)
+    assert report.within_budget and TALLY.total(out) <= 1500
+    assert first[1] in out  # old questions were dropped for it, not the current research squeezed
+
+
+def test_squeezed_prose_keeps_whole_sentences() -> None:
+    prose = " ".join(f"Sentence {i} says that the evening ferry from the harbour to island {i} leaves at {i % 12 + 1} "
+                     f"pm on weekdays, and at {i % 12 + 2} pm on public holidays and weekends." for i in range(20))
+    msgs = conversation([prose, "ok", "ok"], question="When does the island 7 ferry leave?")
+    budget = TALLY.total(conversation(["", "ok", "ok"])) + 80  # room for one sentence, not for two
+    out, report = reduce(msgs, message_budget=None, call_budget=budget, protect_last_n_turns=2)
+    squeezed = out[3]
+    assert squeezed.response_metadata["agent_tokred"]["action"] == "squeezed" and report.within_budget
+    body = squeezed.content.rsplit("\n[cut from", 1)[0]
+    pieces = [p.strip() for p in body.split("…") if p.strip()]
+    assert pieces and all(p.endswith(".") and p.startswith("Sentence") and p in prose for p in pieces)
+
+
+def test_prose_that_cannot_keep_a_whole_sentence_is_dropped_not_fragmented() -> None:
+    long_sentence = ", ".join(f"clause {i} about the harbour crane {i}" for i in range(30)) + "."
+    prose = " ".join([long_sentence] * 4)
+    msgs = conversation([prose, "ok", "ok"])
+    budget = TALLY.total(conversation(["", "ok", "ok"])) + 90  # room for the floor: squeezing would fit
+    out, report = reduce(msgs, message_budget=None, call_budget=budget, protect_last_n_turns=2)
+    assert report.within_budget and orphaned_tool_calls(out) == []
+    assert [r.action for r in report.messages] == ["dropped_pair"]  # no word fragments of it are shown
+    assert not any("clause" in content_text(m.content) for m in out)

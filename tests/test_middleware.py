@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -309,3 +310,37 @@ def test_default_auto_criterion_with_minilm() -> None:
     shown = model.received[1][-1]
     assert TALLY.content(shown) <= 200 and "90 days" in shown.content
     assert "relevance" in next(r for r in mw.reports if r.changed).messages[0].criterion
+
+
+PASSAGE = " ".join(f"Archive note {i}: the {w} warehouse ships order batch {i} on day {i + 2} by rail."
+                   for i, w in enumerate(["north", "south", "east", "west", "river", "harbour", "hill", "airport"] * 2))
+
+
+@tool
+def search(query: str) -> str:
+    """Search the archive notes."""
+    return PASSAGE
+
+
+def test_long_research_session_holds_the_call_budget_at_every_call() -> None:
+    """Demo 2's defects: notes piling up (one per pair) pushed late calls over ``call_budget``."""
+    mw = TokenReductionMiddleware(message_budget=None, call_budget=1000, criterion="lexical")
+    script: list[Any] = []
+    for q in range(3):
+        script += [AIMessage("", tool_calls=[{"name": "search", "args": {"query": f"batch {q} {k}"},
+                                               "id": f"q{q}c{k}"}]) for k in range(6)]
+        script.append(AIMessage(f"Batch {q} ships by rail."))
+    model = ScriptedChatModel(script=script)
+    agent = create_agent(model, [search], middleware=[mw], system_prompt="Answer from the archive.",
+                         checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "research"}}
+    for q in range(3):
+        agent.invoke({"messages": [HumanMessage(f"When does batch {q} ship?")]}, cfg)
+    reports = [r for r in mw.reports if r.kind == "model_call"]
+    assert len(model.received) == 21 and max(TALLY.total(seen) for seen in model.received) <= 1000
+    assert all(r.within_budget and r.note == "" for r in reports)
+    for seen in model.received:  # one note per run of dropped messages, never a pile of them
+        notes = ["agent_tokred" in m.response_metadata and
+                 m.response_metadata["agent_tokred"]["action"] == "dropped_pair" for m in seen]
+        assert not any(a and b for a, b in itertools.pairwise(notes))
+    assert_pairs_intact(model)

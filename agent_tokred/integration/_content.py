@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from ..archive import Archive
 from ..budget import make_budget
 from ..compressor import Compressor
+from ..errors import InvalidInputError
 from ..reduction import Reduction
 from ..tokens import TokenCounter
 
@@ -140,8 +141,18 @@ class MessageTally:
 def compress_text(
     compressor: Compressor, text: str, target: int, query: str | None
 ) -> Reduction:
-    """Compress one text to at most ``target`` tokens (``target >= 1``)."""
-    return compressor.compress(text, query=query, budget=make_budget(target_tokens=max(1, target)))
+    """Compress one text to at most ``target`` tokens (``target >= 1``).
+
+    A query that is not text (binary junk pasted into a request) conditions nothing: the text is
+    then compressed without it rather than left over budget.
+    """
+    budget = make_budget(target_tokens=max(1, target))
+    try:
+        return compressor.compress(text, query=query, budget=budget)
+    except InvalidInputError:
+        if query is None:
+            raise
+        return compressor.compress(text, query=None, budget=budget)
 
 
 def compress_blocks(

@@ -145,9 +145,12 @@ class ConversationPlan:
         last_turns = sorted({t for t in self.turn if t >= 0})[-policy.protect_last_n_turns:] if (
             policy.protect_last_n_turns) else []
         self.protected_turns = set(last_turns)
-        humans = [i for i, r in enumerate(self.roles) if r == "human"]
+        # a note standing for dropped messages may be a HumanMessage: it is never "the latest request"
+        humans = [i for i, r in enumerate(self.roles) if r == "human"
+                  and (marker(msgs[i]) or {}).get("action") != "dropped_pair"]
         self.latest_human = humans[-1] if humans else -1
         self.fixed = [self._is_fixed(m, r, policy) for m, r in zip(msgs, self.roles)]
+        self._calls = [bool(getattr(m, "tool_calls", None)) for m in msgs]
 
     @staticmethod
     def _is_fixed(msg: BaseMessage, role: str, policy: ContextPolicy) -> bool:
@@ -165,3 +168,36 @@ class ConversationPlan:
 
     def squeezable(self, i: int) -> bool:
         return not self.fixed[i] and self.turn[i] not in self.protected_turns and i != self.latest_human
+
+    def drop_groups(self, text: bool) -> list[list[int]]:
+        """What the last pass may drop, in order: old tool-call pairs, then (``text``) old AI texts, then
+        old human requests.
+
+        A pair is the AI message and every tool result answering it, widened to a span of consecutive
+        positions closed under pairing (results never part from their call); it is droppable only
+        when every message in the span is squeezable. A text is a squeezable human message or an AI
+        message without tool calls.
+        """
+        groups: list[list[int]] = []
+        for ai in sorted(self.results):
+            span = self._closed_span(ai)
+            covered = bool(groups) and span is not None and span[0] <= groups[-1][-1]
+            if span is not None and not covered and all(self.squeezable(j) for j in span):
+                groups.append(span)
+        if text:  # AI texts first: user requests are what the conversation hangs on
+            for role in ("ai", "human"):
+                groups += [[i] for i, r in enumerate(self.roles)
+                           if r == role and not self._calls[i] and self.squeezable(i)]
+        return groups
+
+    def _closed_span(self, ai: int) -> list[int] | None:
+        lo, hi = ai, max(self.results[ai])
+        while True:
+            inside = range(lo, hi + 1)
+            ends = [j for k in inside for j in (*self.results.get(k, ()), self.caller.get(k, k))]
+            if any(self._calls[k] and k not in self.results for k in inside):
+                return None  # an unanswered tool call inside: dropping it would change the orphans
+            new_lo, new_hi = min(lo, *ends), max(hi, *ends)
+            if (new_lo, new_hi) == (lo, hi):
+                return list(inside)
+            lo, hi = new_lo, new_hi

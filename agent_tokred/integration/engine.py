@@ -48,7 +48,7 @@ class ReductionEngine:
         self.policy = make_policy(policy, **policy_overrides)
         self.compressor = compressor or Compressor(
             criterion=self.policy.criterion, strategy=self.policy.strategy,  # type: ignore[arg-type]
-            tokenizer=self.policy.tokenizer,
+            tokenizer=self.policy.tokenizer, timeout_s=self.policy.timeout_s, on_timeout=self.policy.on_timeout,
         )
         self.store = store
         self.tally = MessageTally(self.compressor.counter, self.policy.message_overhead_tokens)

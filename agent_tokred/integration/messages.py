@@ -5,10 +5,20 @@
 
 1. every tool output over ``message_budget`` is compressed to it (query-aware);
 2. while the call is over ``call_budget``: older tool outputs are squeezed harder (oldest turn
-   first, largest first), from their archived original, never below ``floor_tokens``;
+   first, largest first), from their archived original, never below ``floor_tokens``; prose is
+   squeezed by whole sentences, and one that cannot keep a whole sentence is left for step 4
+   rather than cut into word fragments;
 3. then older human/AI text the same way (tool calls on AI messages are kept intact);
 4. then whole old tool-call pairs (the AI message with its tool calls and every tool result that
-   answers it) are replaced by one short AI note naming the handle of the archived pair.
+   answers it), oldest first, and if still over budget old human/AI texts, are removed: each run
+   of consecutive removed messages becomes one short note naming one handle, under which the
+   run's originals are archived (see :mod:`~agent_tokred.integration._notes` for where it goes);
+   a note is never dearer than what it replaces;
+5. tokens the removals freed beyond the budget go back to the newest squeezed messages; if still
+   over budget, what is left squeezable is cut to ``floor_tokens`` at any granularity, and notes
+   (or old messages a note would cost more than) are left out only when that makes it fit. A call still over budget is reported
+   (``within_budget=False``, ``StepReport.note`` says why): only protected content, or
+   reductions the policy turns off, can cause it.
 
 Never touched: system messages, the latest human request, the last ``protect_last_n_turns`` turns
 (beyond step 1), protected tools, error traces, recall results and unknown message types. An AI
@@ -34,17 +44,20 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage, messages_to_dict
+from langchain_core.messages import BaseMessage, ToolMessage
 
 from ..archive import Archive
-from ..compressor import Compressor
+from ..compressor import Compressor, detect_form
 from ..errors import InvalidInputError, TokredError
+from ..units import segment
+from . import _notes
 from ._content import (
     MARKER,
     MessageTally,
@@ -82,7 +95,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-class _Reducer:
+
+class _Unreadable(Exception):
+    """Prose that cannot keep one whole sentence at the target (left for the drop pass)."""
+
+
+class _Reducer(_notes.CallFitter):
     """One run of :func:`reduce_messages` (holds the working copy and the records)."""
 
     def __init__(
@@ -99,6 +117,10 @@ class _Reducer:
         self.compressor = scratch_compressor(compressor, archive)
         self.records: dict[int, MessageReport] = {}
         self.plan = ConversationPlan(msgs, policy)
+        self.readable_only = True  # squeeze prose by whole sentences (until the last resort)
+        self.limit: int | None = None  # when set, only messages before this index are reduced
+        self.before_squeeze: dict[int, tuple[BaseMessage, MessageReport | None]] = {}
+        self._sentences: Compressor | None = None
 
     def total(self) -> int:
         return sum(self.tally.count(m) for m in self.msgs if m is not None)
@@ -125,7 +147,10 @@ class _Reducer:
         tokens_orig = (int(mark.get("tokens_before", 0)) if handle else 0) or self.tally.text(
             content_text(original_content))
         try:
-            new_content, criterion, note = self._fit(i, original_content, original, tokens_orig, target)
+            new_content, criterion, note = self._fit(i, original_content, original, tokens_orig, target,
+                                                     readable=action == "squeezed" and self.readable_only)
+        except _Unreadable:
+            return 0
         except TokredError as exc:
             self._skip(i, msg, f"{type(exc).__name__}: {exc}")
             return 0
@@ -136,6 +161,8 @@ class _Reducer:
             content_type="str" if isinstance(original_content, str) else "blocks",
             **({"previous": mark} if mark and mark.get("handle") != handle else {}),
         )
+        if action == "squeezed":
+            self.before_squeeze.setdefault(i, (msg, self.records.get(i)))
         self.msgs[i] = new_msg
         self.records[i] = MessageReport(
             index=i, role=self.plan.roles[i], action=action, tokens_before=tokens_orig,
@@ -157,9 +184,23 @@ class _Reducer:
         return with_call_args(self.query, args)
 
     def _fit(
-        self, i: int, content: Any, original: str, tokens_orig: int, target: int
+        self, i: int, content: Any, original: str, tokens_orig: int, target: int, readable: bool = False
     ) -> tuple[Any, str, str]:
-        """Compress ``content`` so that text plus annotation fits ``target`` exactly."""
+        """Compress ``content`` so that text plus annotation fits ``target`` exactly.
+
+        With ``readable``, prose of several sentences is cut by whole sentences and :class:`_Unreadable`
+        is raised when not one fits (word fragments of an old message are worth less than a note
+        with its handle).
+        """
+        compressor = self.compressor
+        # only text with sentences to keep (a list of ids or one long line is cut as before)
+        readable = (readable and isinstance(content, str) and detect_form(content) == "prose"
+                    and len(segment(content, "sentence")) >= 2)
+        if readable:
+            if self._sentences is None:
+                self._sentences = copy.copy(self.compressor)
+                self._sentences.unit = "sentence"
+            compressor = self._sentences
         handle = self.archive.put(original)
         note = f'[cut from {tokens_orig} tokens; full text: {self.policy.recall_tool_name}("{handle}")]'
         note_tokens = self.tally.text("\n" + note) if self.policy.annotate else 0
@@ -170,7 +211,9 @@ class _Reducer:
             body_target = target
         for _ in range(4):
             if isinstance(content, str):
-                red = compress_text(self.compressor, content, body_target, query)
+                red = compress_text(compressor, content, body_target, query)
+                if readable and red.units_kept == 0 and red.text != content:
+                    raise _Unreadable
                 out: Any = red.text + ("\n" + note if annotate else "")
                 criterion, why = red.criterion, red.note
             else:
@@ -218,7 +261,8 @@ class _Reducer:
 
     def squeeze(self, roles: tuple[str, ...], excess: int) -> int:
         floor = self.policy.floor_tokens
-        cands = [i for i, r in enumerate(self.plan.roles) if r in roles and self.plan.squeezable(i)]
+        cands = [i for i, r in enumerate(self.plan.roles) if r in roles and self.plan.squeezable(i)
+                 and self.msgs[i] is not None and (self.limit is None or i < self.limit)]
         cands.sort(key=lambda j: (self.plan.turn[j], -self.tally.content(self.msgs[j])))  # type: ignore[arg-type]
         for i in cands:
             if excess <= 0:
@@ -230,37 +274,6 @@ class _Reducer:
             if size <= max(floor, self.policy.min_tokens if marker(msg) is None else 0):
                 continue
             excess -= self.reduce_one(i, max(floor, size - excess), "squeezed")
-        return excess
-
-    def drop_pairs(self, excess: int) -> int:
-        for ai in sorted(self.plan.results):
-            if excess <= 0:
-                break
-            group = [ai, *self.plan.results[ai]]
-            if not all(self.plan.squeezable(j) and self.msgs[j] is not None for j in group):
-                continue
-            members = [m for m in (self.msgs[j] for j in group) if m is not None]
-            before = sum(self.tally.count(m) for m in members)
-            originals = [self.original_message(m) for m in members]
-            original = json.dumps(messages_to_dict(originals), ensure_ascii=False, default=str)
-            handle = self.archive.put(original)
-            calls = ", ".join(f"{c.get('name', '?')}" for c in getattr(members[0], "tool_calls", None) or ())
-            recall = f'{self.policy.recall_tool_name}("{handle}")'
-            note = (f"[agent-tokred: an earlier step called {calls or 'tools'}; the call and its "
-                    f"{len(group) - 1} result(s), {before} tokens, are archived: {recall}]")
-            note_msg = AIMessage(content=note, id=members[0].id, response_metadata={
-                "agent_tokred": {"action": "dropped_pair", "handle": handle, "tokens_before": before}})
-            after = self.tally.count(note_msg)
-            if after >= before:
-                continue
-            self.msgs[ai] = note_msg
-            for j in group[1:]:
-                self.msgs[j] = None
-            for j in group:
-                self.records.pop(j, None)
-            self.records[ai] = MessageReport(index=ai, role="ai", action="dropped_pair", tokens_before=before,
-                                             tokens_after=after, handle=handle, name=calls)
-            excess -= before - after
         return excess
 
 
@@ -312,21 +325,15 @@ def reduce_messages(
     red = _Reducer(msgs, policy, compressor, archive, query, tally)
     red.hold_tool_outputs()
     if budget is not None:
-        excess = red.total() - budget
-        if excess > 0:
-            excess = red.squeeze(("tool",), excess)
-        if excess > 0 and policy.compress_text:
-            excess = red.squeeze(("human", "ai"), excess)
-        if excess > 0 and policy.drop_pairs:
-            red.drop_pairs(excess)
+        red.fit_call(budget)
     out = [m for m in red.msgs if m is not None]
     total_after = tally.total(out)
+    within = budget is None or total_after <= budget
     report = StepReport(
         kind=kind, tokens_before=total_before, tokens_after=total_after,  # type: ignore[arg-type]
-        seconds=time.perf_counter() - started, budget=budget,
-        within_budget=budget is None or total_after <= budget,
+        seconds=time.perf_counter() - started, budget=budget, within_budget=within,
         messages=tuple(red.records[i] for i in sorted(red.records)), query_chars=len(query or ""),
-        tokenizer=compressor.counter.name,
+        tokenizer=compressor.counter.name, note="" if within else red.why_over(total_after, budget or 0),
     )
     return out, report
 

@@ -9,7 +9,10 @@ Three budgets, from the smallest unit up:
 * ``message_budget``: each tool output is held to it when it arrives (and in every model call).
 * ``call_budget``: what one model call sees (system prompt, messages, tool-call arguments). Older
   tool outputs are squeezed harder first, then older human/AI text, then whole old tool-call pairs
-  are replaced by a short note that names the handle of their archived originals.
+  (and, if still needed, old AI texts, then old requests) are removed; each run of removed
+  messages leaves one short note naming the handle of its archived originals. Older requests'
+  messages go before the current request's own tool work. The budget holds whenever the protected
+  part fits; otherwise the step's report says why not.
 * ``context_budget``: the saved history, enforced only by the opt-in sticky edits
   (:class:`~agent_tokred.integration.middleware.StickyTokenReductionMiddleware`).
 
@@ -45,7 +48,8 @@ class ContextPolicy(BaseModel):
         context_budget: most tokens the saved history may hold; used by sticky history edits only.
         min_tokens: messages shorter than this are never compressed (not worth a lossy edit).
         floor_tokens: the smallest size an old message is squeezed to before its whole tool-call
-            pair is replaced by a note.
+            pair is replaced by a note. Prose is squeezed by whole sentences: one that cannot keep
+            a whole sentence goes to a note instead of being cut into word fragments.
         protect_last_n_turns: the last N turns are never squeezed for the call budget (a turn is one
             human message, or one AI message with the tool results that answer it). Tool outputs in
             them are still held to ``message_budget``.
@@ -53,7 +57,8 @@ class ContextPolicy(BaseModel):
         keep_error_traces: never compress tool messages with ``status="error"`` or that start with
             an error/traceback.
         compress_text: allow squeezing older human/AI text for the call budget.
-        drop_pairs: allow replacing whole old tool-call pairs by a note (last resort).
+        drop_pairs: allow replacing whole old tool-call pairs by a note (last resort); with
+            ``compress_text`` also old human/AI texts, AI texts first.
         annotate: end each compressed message with a one-line note naming its handle.
         query_source: what conditions the criteria: the latest human request, the model's latest
             plan (its last AI text), both, or nothing.
@@ -66,6 +71,9 @@ class ContextPolicy(BaseModel):
         archive_scope: which namespace originals live in: per thread, per user or global.
         recall_page_chars: recall returns at most this many characters per call (with a pointer to
             the next page); smaller originals are returned whole.
+        timeout_s: most seconds one compression may spend scoring (``None``: no limit); a slower
+            criterion is abandoned for the lexical one (see :class:`~agent_tokred.compressor.Compressor`).
+        on_timeout: ``"fallback"`` (lexical, with a warning) or ``"raise"`` (the message is then left whole).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -89,6 +97,8 @@ class ContextPolicy(BaseModel):
     archive_scope: ArchiveScope = "thread"
     recall_page_chars: int = Field(default=40_000, ge=100)
     recall_tool_name: str = RECALL_TOOL_NAME
+    timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    on_timeout: Literal["fallback", "raise"] = "fallback"
 
     @model_validator(mode="after")
     def _check(self) -> ContextPolicy:

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from langchain_core.messages import AIMessage
 
 from ..archive import Archive
 from ..compressor import Compressor
+from ..errors import TokredError
 from ..overthinking import detect_overthinking, split_trace
 from ._content import compress_text, marker, original_of, scratch_compressor, with_marker
 from .report import Action, MessageReport
@@ -127,7 +129,8 @@ def reduce_reasoning(
         result = detect_overthinking(trace, question=question, tokenizer=counter)
         new = result.kept_thinking if result.cut else thinking
         if budget is not None and counter.count(new) > budget:
-            new = compress_text(scratch_compressor(compressor, archive), new, budget, question).text
+            with contextlib.suppress(TokredError):  # thinking that is not text: keep the cut, never fail the node
+                new = compress_text(scratch_compressor(compressor, archive), new, budget, question).text
     if new == thinking:
         return msg, None
     original = original_of(msg.content)

@@ -59,10 +59,12 @@ class StepReport:
         tokens_after: total tokens after reduction.
         seconds: wall time spent in agent-tokred.
         budget: the budget the total was held to (``None`` when there was none).
-        within_budget: ``False`` only when protected content alone exceeds ``budget``.
+        within_budget: ``False`` only when what may not be reduced (protected content, or what the
+            policy turns off) exceeds ``budget``; ``note`` says why.
         messages: one record per message that was reduced or skipped.
         query_chars: length of the query that conditioned the criteria (0: no query).
         tokenizer: name of the token counter.
+        note: why the step is over its budget (empty when within it).
     """
 
     kind: StepKind
@@ -74,6 +76,7 @@ class StepReport:
     messages: tuple[MessageReport, ...] = ()
     query_chars: int = 0
     tokenizer: str = ""
+    note: str = ""
 
     @property
     def changed(self) -> bool:
@@ -105,6 +108,7 @@ class StepReport:
             "ms": round(self.seconds * 1000, 3),
             "budget": self.budget,
             "within_budget": self.within_budget,
+            **({"note": self.note} if self.note else {}),
             "tokenizer": self.tokenizer,
             "reduced": [
                 {"index": m.index, "role": m.role, "action": m.action, "name": m.name, "handle": m.handle,

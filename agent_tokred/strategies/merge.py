@@ -10,7 +10,9 @@ The result is a :class:`MergePlan`: computed once, then applied to texts, metada
 :func:`apply_merge_plan`. Pure numpy; no store, no LangGraph.
 
 Example:
-    >>> import numpy as np
+    >>> import re
+
+import numpy as np
     >>> from agent_tokred.strategies.merge import bipartite_soft_matching
     >>> emb = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
     >>> plan = bipartite_soft_matching(emb, r=None, threshold=0.9)
@@ -20,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -32,7 +35,7 @@ T = TypeVar("T")
 Split = Literal["alternate", "paired"]
 SPLITS: tuple[str, ...] = ("alternate", "paired")
 
-__all__ = ["MergePlan", "apply_merge_plan", "bipartite_soft_matching", "fuse_texts"]
+__all__ = ["MergePlan", "apply_merge_plan", "bipartite_soft_matching", "fuse_texts", "line_template"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,28 +155,30 @@ def bipartite_soft_matching(
 ) -> MergePlan:
     """Plan one round of ToMe's bipartite soft matching with a similarity gate.
 
-    Args:
-        embeddings: ``(n, dim)`` item embeddings (cosine similarity is used; need not be normalised).
-        r: most merges in this round (``None``: every pair that passes ``threshold``).
-        threshold: smallest cosine similarity at which two items merge.
-        sizes: how many sources each item already stands for (default 1 each); weights the means.
-        groups: a group id per item (e.g. namespace + kind); items of different groups never merge.
-        sides: how items split into A (may merge into a B item) and B. ``"alternate"`` (default):
-            alternate within each group, as ToMe alternates neighbouring tokens; ``"paired"``: each
-            item's nearest neighbour goes to the other side (for unordered items such as memories);
-            or a bool array, ``True`` for A (e.g. new memories merging into existing ones).
+        Args:
+            embeddings: ``(n, dim)`` item embeddings (cosine similarity is used; need not be normalised).
+            r: most merges in this round (``None``: every pair that passes ``threshold``).
+            threshold: smallest cosine similarity at which two items merge.
+            sizes: how many sources each item already stands for (default 1 each); weights the means.
+            groups: a group id per item (e.g. namespace + kind); items of different groups never merge.
+            sides: how items split into A (may merge into a B item) and B. ``"alternate"`` (default):
+                alternate within each group, as ToMe alternates neighbouring tokens; ``"paired"``: each
+                item's nearest neighbour goes to the other side (for unordered items such as memories);
+                or a bool array, ``True`` for A (e.g. new memories merging into existing ones).
 
-    Returns:
-        The plan; with ``r == 0`` or nothing above ``threshold`` every item is kept alone.
+        Returns:
+            The plan; with ``r == 0`` or nothing above ``threshold`` every item is kept alone.
 
-    Raises:
-        InvalidInputError: malformed embeddings, sizes, groups, sides, ``r`` or ``threshold``.
+        Raises:
+            InvalidInputError: malformed embeddings, sizes, groups, sides, ``r`` or ``threshold``.
 
-    Example:
-        >>> import numpy as np
-        >>> plan = bipartite_soft_matching(np.eye(3), r=None, threshold=0.5)
-        >>> plan.n_merged
-        0
+        Example:
+            >>> import re
+
+    import numpy as np
+            >>> plan = bipartite_soft_matching(np.eye(3), r=None, threshold=0.5)
+            >>> plan.n_merged
+            0
     """
     emb, size_arr, group_arr, split = _check_inputs(embeddings, r, threshold, sizes, groups, sides)
     n = emb.shape[0]
@@ -202,25 +207,27 @@ def bipartite_soft_matching(
             into[a_idx[i]] = b_idx[best[i]]
             edge_score[a_idx[i]] = best_score[i]
     targets = sorted(set(into.tolist()))
-    members: dict[int, list[int]] = {t: [] for t in targets}
-    for i, t in enumerate(into.tolist()):
-        members[t].append(i)
-    sources = tuple(tuple(members[t]) for t in targets)
-    out_emb = np.empty((len(targets), emb.shape[1]), dtype=np.float64)
-    out_sizes: list[float] = []
-    out_scores: list[float] = []
+    members: dict[int, list[int]] = {t: [t] for t in targets}
+    for i in np.flatnonzero(into != np.arange(n)).tolist():
+        members[int(into[i])].append(i)
+    sources = tuple(tuple(sorted(members[t])) for t in targets)
+    out_emb = emb[targets].copy()
+    out_sizes = size_arr[targets].tolist()
+    out_scores = [1.0] * len(targets)
     for j, src in enumerate(sources):
+        if len(src) == 1:
+            continue
         idx = np.asarray(src)
         w = size_arr[idx]
         out_emb[j] = (emb[idx] * w[:, None]).sum(axis=0) / w.sum()
-        out_sizes.append(float(w.sum()))
-        out_scores.append(float(min(edge_score[i] for i in src)))
+        out_sizes[j] = float(w.sum())
+        out_scores[j] = float(edge_score[idx].min())
     return MergePlan(
         n_inputs=n,
         targets=tuple(targets),
         sources=sources,
         embeddings=out_emb.astype(np.float32),
-        sizes=tuple(out_sizes),
+        sizes=tuple(float(s) for s in out_sizes),
         scores=tuple(out_scores),
     )
 
@@ -228,46 +235,82 @@ def bipartite_soft_matching(
 def apply_merge_plan(plan: MergePlan, items: Sequence[T], combine: Callable[[Sequence[T]], T]) -> list[T]:
     """Apply a plan to any per-item values (texts, metadata, records).
 
-    Args:
-        plan: from :func:`bipartite_soft_matching` over the same items, in the same order.
-        items: one value per input item.
-        combine: fuses the values of a group (called only for groups of two or more, in order).
+        Args:
+            plan: from :func:`bipartite_soft_matching` over the same items, in the same order.
+            items: one value per input item.
+            combine: fuses the values of a group (called only for groups of two or more, in order).
 
-    Raises:
-        InvalidInputError: ``items`` does not have one value per planned input.
+        Raises:
+            InvalidInputError: ``items`` does not have one value per planned input.
 
-    Example:
-        >>> import numpy as np
-        >>> plan = bipartite_soft_matching(np.array([[1.0, 0], [1.0, 0.01]]), r=1, threshold=0.9)
-        >>> apply_merge_plan(plan, ["a", "b"], lambda xs: "+".join(xs))
-        ['a+b']
+        Example:
+            >>> import re
+
+    import numpy as np
+            >>> plan = bipartite_soft_matching(np.array([[1.0, 0], [1.0, 0.01]]), r=1, threshold=0.9)
+            >>> apply_merge_plan(plan, ["a", "b"], lambda xs: "+".join(xs))
+            ['a+b']
     """
     if len(items) != plan.n_inputs:
         raise InvalidInputError(f"the plan is for {plan.n_inputs} items, got {len(items)}")
     return [items[src[0]] if len(src) == 1 else combine([items[i] for i in src]) for src in plan.sources]
 
 
+_DIGITS = re.compile(r"\d+")
+_DQ_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"(?!\s*:)')
+_SQ_VALUE = re.compile(r"(?<!\w)'(?:[^'\\]|\\.)*'(?!\w|\s*:)")
+
+
 def _line_key(line: str) -> str:
     return " ".join(line.split()).casefold()
 
 
-def fuse_texts(texts: Sequence[str], *, separator: str = "\n") -> str:
+def line_template(line: str) -> str:
+    """A line with its numbers and quoted values masked: lines that differ only there share one.
+
+    Example:
+        >>> line_template('rm("a.jpg") -> {"removed": 12}') == line_template('rm("b.png") -> {"removed": 7}')
+        True
+    """
+    masked = _SQ_VALUE.sub("''", _DQ_VALUE.sub('""', line))
+    return _line_key(_DIGITS.sub("0", masked))
+
+
+def fuse_texts(texts: Sequence[str], *, separator: str = "\n", keep_similar: int | None = None) -> str:
     """Fuse texts into one, keeping each distinct line once, in first-seen order.
 
-    Lines equal up to whitespace and case count as one; blank lines are dropped between texts.
-    Nothing else is rewritten, so every kept line is verbatim from some source.
+    Lines equal up to whitespace and case count as one; blank lines are dropped. With
+    ``keep_similar=k``, lines sharing a :func:`line_template` (same shape, other numbers or quoted
+    values: the redundant part of repeated tool outputs) are kept ``k`` times, followed by one
+    ``… [N similar lines]`` line; lines of a rarer shape (what is new) are all kept. Every kept line
+    is verbatim from some source.
 
     Example:
         >>> fuse_texts(["ls: a.txt b.txt", "ls: a.txt  b.txt", "cwd: /home"])
         'ls: a.txt b.txt\\ncwd: /home'
+        >>> fuse_texts([f'level {i}' for i in range(5)] + ['note: code 42'], keep_similar=1)
+        'level 0\\n… [4 similar lines]\\nnote: code 42'
     """
     seen: set[str] = set()
-    kept: list[str] = []
+    lines: list[str] = []
     for text in texts:
         for line in text.splitlines():
             key = _line_key(line)
-            if not key or key in seen:
-                continue
-            seen.add(key)
+            if key and key not in seen:
+                seen.add(key)
+                lines.append(line)
+    if keep_similar is None:
+        return separator.join(lines)
+    shapes = [line_template(line) for line in lines]
+    total: dict[str, int] = {}
+    for shape in shapes:
+        total[shape] = total.get(shape, 0) + 1
+    kept: list[str] = []
+    used: dict[str, int] = {}
+    for line, shape in zip(lines, shapes, strict=True):
+        used[shape] = used.get(shape, 0) + 1
+        if used[shape] <= keep_similar:
             kept.append(line)
+            if used[shape] == keep_similar and total[shape] > keep_similar:
+                kept.append(f"… [{total[shape] - keep_similar} similar lines]")
     return separator.join(kept)

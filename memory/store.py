@@ -1,0 +1,54 @@
+"""The store ``langgraph.json`` serves under "store": a MergingStore over SQLite or PostgreSQL.
+
+``make_store()`` is a context manager (the LangGraph server enters it once and closes it on exit):
+
+* default: SQLite in ``memory/store.sqlite`` (``AGENT_TOKRED_SQLITE_PATH`` moves it);
+* PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` (or ``DATABASE_URI``) holds a connection string.
+
+The file is loaded by path by the server, so it imports only absolute names.
+
+Example:
+    >>> from memory.store import make_store  # doctest: +SKIP
+    >>> with make_store() as store:  # doctest: +SKIP
+    ...     store.put(("user", "1"), "k", {"text": "prefers tea"})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent_tokred.store import MergingStore
+
+DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent / "store.sqlite"
+
+
+def postgres_uri() -> str | None:
+    """The configured PostgreSQL connection string, if any."""
+    return os.environ.get("AGENT_TOKRED_POSTGRES_URI") or os.environ.get("DATABASE_URI") or None
+
+
+@contextmanager
+def make_store(**options: Any) -> Iterator[MergingStore]:
+    """Open the served memory store; ``options`` go to :class:`~agent_tokred.store.MergingStore`."""
+    uri = postgres_uri()
+    if uri:
+        from langgraph.store.postgres import PostgresStore
+
+        with PostgresStore.from_conn_string(uri) as inner:
+            inner.setup()
+            yield MergingStore(inner, **options)
+        return
+    from langgraph.store.sqlite import SqliteStore
+
+    path = Path(os.environ.get("AGENT_TOKRED_SQLITE_PATH") or DEFAULT_SQLITE_PATH)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with SqliteStore.from_conn_string(str(path)) as inner:
+        inner.setup()
+        # WAL: readers do not block the writer; NORMAL sync: a commit is one write, not two fsyncs.
+        inner.conn.execute("PRAGMA journal_mode=WAL")
+        inner.conn.execute("PRAGMA synchronous=NORMAL")
+        yield MergingStore(inner, **options)
