@@ -289,7 +289,7 @@ def test_recall_tool_can_be_disabled() -> None:
 
 
 @pytest.mark.model
-def test_default_auto_criterion_with_minilm() -> None:
+def test_default_auto_criterion_is_the_learned_scorer() -> None:
     mw = TokenReductionMiddleware(message_budget=200)
     prose = " ".join(f"Note {i}: the cafeteria menu on day {i} had soup and bread." for i in range(80))
     prose += " The production database password rotates every 90 days."
@@ -309,7 +309,7 @@ def test_default_auto_criterion_with_minilm() -> None:
     agent.invoke({"messages": [HumanMessage("How often does the database password rotate?")]})
     shown = model.received[1][-1]
     assert TALLY.content(shown) <= 200 and "90 days" in shown.content
-    assert "relevance" in next(r for r in mw.reports if r.changed).messages[0].criterion
+    assert "learned" in next(r for r in mw.reports if r.changed).messages[0].criterion
 
 
 PASSAGE = " ".join(f"Archive note {i}: the {w} warehouse ships order batch {i} on day {i + 2} by rail."
