@@ -211,7 +211,7 @@ class Compressor:
             budget_tokens=target, handle="", tokenizer=self.counter.name,
         )
         if not text.strip():  # white space only: nothing to score; over a (zero) budget it goes entirely
-            out = text if tokens_before <= target else ""
+            out = text if tokens_before <= target or own else ""
             return replace(base, text=out, tokens_after=self.counter.count(out), note="empty input",
                            handle=self.archive.put(text, output=out if out != text else None))
         if own or (not was_str and self.archive.is_output(text)):

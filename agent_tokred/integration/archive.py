@@ -32,9 +32,9 @@ SCOPES: tuple[str, ...] = ("thread", "user", "global")
 
 
 def _label(value: object) -> str:
-    """A store namespace label: non-empty, no dots (LangGraph forbids them); reversible escaping."""
+    """A store namespace label: non-empty, no dots or NUL bytes (LangGraph forbids them); reversible escaping."""
     text = str(value)
-    return text.replace("%", "%25").replace(".", "%2E") or "%00"
+    return text.replace("%", "%25").replace(".", "%2E").replace("\x00", "%u0000") or "%00"
 
 
 def is_handle(value: object) -> bool:

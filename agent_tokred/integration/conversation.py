@@ -113,7 +113,7 @@ def coerce_messages(messages: Any) -> list[BaseMessage]:
         return list(messages)
     try:
         return list(convert_to_messages(messages))
-    except (ValueError, TypeError, NotImplementedError) as exc:
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:  # KeyError: a dict missing a field
         raise InvalidInputError(f"cannot read messages: {exc}") from None
 
 

@@ -133,7 +133,10 @@ def make_policy(policy: ContextPolicy | Mapping[str, Any] | None = None, **overr
     base.update(overrides)
     if "protected_tools" in base and base["protected_tools"] is not None:
         tools = base["protected_tools"]
-        base["protected_tools"] = frozenset([tools] if isinstance(tools, str) else tools)
+        try:
+            base["protected_tools"] = frozenset([tools] if isinstance(tools, str) else tools)
+        except TypeError:  # not an iterable of names: let validation name the field
+            base["protected_tools"] = tools
     try:
         return ContextPolicy(**base)
     except ValidationError as exc:
