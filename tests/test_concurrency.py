@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langchain.agents import create_agent
@@ -113,8 +113,8 @@ def view_of(mw: TokenReductionMiddleware, msgs: list[BaseMessage]) -> list[BaseM
         seen.append(request)
         return ModelResponse(result=[AIMessage("ok")])
 
-    mw.wrap_model_call(ModelRequest(model=ScriptedChatModel(), messages=msgs[1:], system_message=msgs[0],
-                                    state={"messages": msgs}), handler)  # type: ignore[typeddict-item]
+    mw.wrap_model_call(ModelRequest(model=ScriptedChatModel(), messages=cast(Any, msgs[1:]),
+                                    system_message=cast(Any, msgs[0]), state=cast(Any, {"messages": msgs})), handler)
     return [seen[0].system_message, *seen[0].messages]  # type: ignore[list-item]
 
 
@@ -126,8 +126,9 @@ async def aview_of(mw: TokenReductionMiddleware, msgs: list[BaseMessage]) -> lis
         await asyncio.sleep(0)
         return ModelResponse(result=[AIMessage("ok")])
 
-    await mw.awrap_model_call(ModelRequest(model=ScriptedChatModel(), messages=msgs[1:], system_message=msgs[0],
-                                           state={"messages": msgs}), handler)  # type: ignore[typeddict-item]
+    await mw.awrap_model_call(ModelRequest(model=ScriptedChatModel(), messages=cast(Any, msgs[1:]),
+                                           system_message=cast(Any, msgs[0]), state=cast(Any, {"messages": msgs})),
+                              handler)
     return [seen[0].system_message, *seen[0].messages]  # type: ignore[list-item]
 
 

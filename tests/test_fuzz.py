@@ -289,7 +289,7 @@ def test_resolve_counter_names(spec: str) -> None:
 
 def test_dict_messages_with_bad_bytes_are_refused_cleanly() -> None:
     policy = make_policy(criterion="lexical", message_budget=5)
-    msgs = [{"role": "user", "content": "\ud800 broken"}, HumanMessage("ok")]
+    msgs: list[Any] = [{"role": "user", "content": "\ud800 broken"}, HumanMessage("ok")]
     out = run_entry("reduce_messages(junk)", lambda: reduce_messages(msgs, policy=policy, compressor=compressor_for(
         "o200k_base"), archive=InMemoryArchive()))
     assert out is not None and len(out[0]) == 2

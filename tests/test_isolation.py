@@ -24,17 +24,17 @@ from langgraph.store.memory import InMemoryStore
 from agent_tokred.integration.archive import StoreArchive, archive_for_runtime, scope_labels
 from agent_tokred.integration.fake_model import ScriptedChatModel
 from agent_tokred.integration.middleware import TokenReductionMiddleware
-from agent_tokred.integration.recall import make_recall_tool
+from agent_tokred.integration.recall import make_recall_tool, read_page
 from agent_tokred.strategies.text_merge import hashed_embeddings
-from tests.strategies import cases, make_text, tally, texts
+from tests.strategies import cases, make_text, small_texts, tally
 
 labels = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["a.b", "a%2Eb", "%", ".", "default", "", "a\x1fb",
                                                                    "ユーザー", "t1"])), min_size=1, max_size=3)
 handles = st.from_regex(r"tkr-[0-9a-f]{24}", fullmatch=True)
 
 
-@cases(1500)
-@given(scope_a=labels, scope_b=labels, text=texts, guess=handles)
+@cases(1000)
+@given(scope_a=labels, scope_b=labels, text=small_texts, guess=handles)
 def test_one_namespace_never_reads_another(scope_a: list[str], scope_b: list[str], text: str, guess: str) -> None:
     store = InMemoryStore()
     a, b = StoreArchive(store, scope_a), StoreArchive(store, scope_b)
@@ -45,7 +45,7 @@ def test_one_namespace_never_reads_another(scope_a: list[str], scope_b: list[str
     assert not b.is_output(text[: len(text) // 2] + "…")
     answer = make_recall_tool(b).invoke({"handle": handle})
     assert answer == f"No original is archived under handle {handle!r} in this conversation."
-    assert make_recall_tool(a, page_chars=10**8).invoke({"handle": handle}) == text
+    assert read_page(a.get(handle), handle, 0, 10**8, "recall") == text
     b_handle = b.put(text)
     assert a.get(b_handle) is None or b_handle == handle  # same text under the same key: a's own copy
     tally("isolation:archive", cases=1, leaks=0)
@@ -101,8 +101,8 @@ def test_recall_in_an_agent_run_cannot_cross_namespaces(scope: str) -> None:
     thief, _ = agent_with(mw, store, [recall_call(handle), AIMessage("nothing")])
     bob = {"configurable": {"thread_id": "bob-1", "user_id": "bob"}}
     stolen = last_tool(thief.invoke({"messages": [HumanMessage("recall it")]}, bob)["messages"])
-    assert stolen.name == "recall" and stolen.content.startswith("No original is archived")
-    assert "alice-secret-7731" not in stolen.content
+    assert stolen.name == "recall" and str(stolen.content).startswith("No original is archived")
+    assert "alice-secret-7731" not in str(stolen.content)
 
     owner, _ = agent_with(mw, store, [recall_call(handle), AIMessage("ok")])
     again = {"configurable": {"thread_id": "alice-1" if scope == "thread" else "alice-2", "user_id": "alice"}}

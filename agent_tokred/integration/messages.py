@@ -262,7 +262,8 @@ class _Reducer(_notes.CallFitter):
     def squeeze(self, roles: tuple[str, ...], excess: int) -> int:
         floor = self.policy.floor_tokens
         cands = [i for i, r in enumerate(self.plan.roles) if r in roles and self.plan.squeezable(i)
-                 and self.msgs[i] is not None and (self.limit is None or i < self.limit)]
+                 and self.msgs[i] is not None and (self.limit is None or i < self.limit)
+                 and not _notes.is_note(self.msgs[i])]  # a note written this call is never cut (its handle)
         cands.sort(key=lambda j: (self.plan.turn[j], -self.tally.content(self.msgs[j])))  # type: ignore[arg-type]
         for i in cands:
             if excess <= 0:
