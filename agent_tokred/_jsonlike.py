@@ -20,27 +20,58 @@ def looks_like_json(text: str) -> bool:
     return s[:1] in ("{", "[")
 
 
-def parse_json_like(text: str) -> tuple[Any, str] | None:
+class RawNumber:
+    """A JSON number kept as written (``1.50``, ``1e999``, ``NaN``) where a float would change it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _exact_float(literal: str) -> float | RawNumber:
+    value = float(literal)
+    return value if repr(value) == literal else RawNumber(literal)
+
+
+def parse_json_like(text: str, exact_numbers: bool = False) -> tuple[Any, str] | None:
     """Parse JSON, fenced JSON, JSON lines or a Python literal (``ast.literal_eval``, never ``eval``).
 
     Returns:
         ``(value, form)`` with form ``"json"``, ``"jsonl"`` or ``"pyliteral"``, or ``None`` when the
         text is not structured data (including invalid JSON that merely looks like JSON).
+    With ``exact_numbers``, a JSON number that a float would print differently (``1.50``, ``1e999``)
+    or a ``NaN``/``Infinity`` constant is kept as a :class:`RawNumber`; Python literals whose floats
+    are not finite are not parsed (they have no JSON form).
     """
+    loads: Any = json.loads
+    if exact_numbers:
+        def loads(s: str) -> Any:
+            return json.loads(s, parse_float=_exact_float, parse_constant=RawNumber)
+
     m = _FENCE.match(text)
     body = m.group(1) if m else text
     stripped = body.strip()
     if not stripped or stripped[0] not in "{[":
         return None
     try:
-        value = json.loads(stripped)
+        value = loads(stripped)
         return (value, "json") if isinstance(value, (dict, list)) else None
     except (ValueError, RecursionError):
         pass
     lines = [ln for ln in stripped.splitlines() if ln.strip()]
     if len(lines) > 1 and all(ln.lstrip()[:1] == "{" for ln in lines):
         try:
-            return [json.loads(ln) for ln in lines], "jsonl"
+            return [loads(ln) for ln in lines], "jsonl"
         except (ValueError, RecursionError):
             pass
     if len(stripped) <= _MAX_LITERAL_CHARS:
@@ -50,7 +81,7 @@ def parse_json_like(text: str) -> tuple[Any, str] | None:
             return None
         if isinstance(value, (dict, list)):
             try:
-                json.dumps(value)
+                json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
                 return None
             return value, "pyliteral"

@@ -186,7 +186,7 @@ class Compressor:
         if tokens_before <= target and budget.threshold is None:
             return replace(base, handle=self.archive.put(text), note="within budget")
 
-        parsed = parse_json_like(text) if self.strategy in ("auto", "compact") else None
+        parsed = parse_json_like(text, exact_numbers=True) if self.strategy in ("auto", "compact") else None
         form = "json" if parsed is not None else detect_form(text)
         crit = self._pick_criterion(query, form, tokens_before)
         if parsed is not None:

@@ -198,3 +198,21 @@ def test_json_array_head_is_preferred_when_nothing_else_decides() -> None:
     data = {"symbols": ["AAPL", "GOOG", "MSFT"] + [f"FILL{i:03d}" for i in range(300)]}
     r = compress(json.dumps(data), query="buy the first symbol of the list", target_tokens=30)
     assert json.loads(r.text)["symbols"][0] == "AAPL"
+
+
+@pytest.mark.parametrize("literal", ["1.50", "1e999", "-1E-400", "2.0e10", "NaN", "-Infinity", "0.1000000000000000055511"])
+def test_json_numbers_come_back_as_written(literal: str) -> None:
+    # a float round trip would print 1.5, Infinity (not JSON) or 0.1: the number must survive as written
+    rows = [f'{{"id": {i}, "v": {literal if i == 7 else i}, "note": "row {i} of the export table"}}' for i in range(60)]
+    text = '{"rows": [' + ", ".join(rows) + "]}"
+    r = compress(text, query="id 7", target_tokens=120, criterion="lexical")
+    assert r.tokens_after <= 120
+    assert f'"v":{literal}' in r.text
+    if literal not in ("NaN", "-Infinity"):  # those were not JSON going in either
+        assert "Infinity" not in r.text
+        json.loads(r.text)
+
+
+def test_python_literal_with_non_finite_float_is_text_not_json() -> None:
+    r = compress("{'a': 1e999, 'b': " + repr(list(range(200))) + "}", target_tokens=40, criterion="lexical")
+    assert r.tokens_after <= 40 and "Infinity" not in r.text

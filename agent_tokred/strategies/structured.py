@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .._jsonlike import RawNumber
 from ..units import Unit, segment
 
 OMITTED_KEY = "…"
@@ -31,9 +33,24 @@ ARRAY_HEAD_PRIOR = 0.5
 _INDEX = re.compile(r"\[(\d+)\]$")
 
 
+# a RawNumber is serialised as a string carrying this per-process nonce, then unquoted
+_RAW_MARK = f"\x00{secrets.token_hex(8)}\x00"
+_RAW_PLACEHOLDER = re.compile(r'"\\u0000' + _RAW_MARK[1:-1] + r'\\u0000([^"\\]*)"')
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON, non-ASCII kept as is (fewer tokens, readable CJK)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, non-ASCII kept as is (fewer tokens, readable CJK); numbers kept as written."""
+    raw = False
+
+    def _raw_number(obj: Any) -> str:
+        nonlocal raw
+        if isinstance(obj, RawNumber):
+            raw = True
+            return _RAW_MARK + obj.text
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+    out = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_raw_number)
+    return _RAW_PLACEHOLDER.sub(r"\1", out) if raw else out
 
 
 def _child_path(path: str, key: str | int) -> str:
