@@ -18,9 +18,9 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.base import InvalidNamespaceError
 from langgraph.store.memory import InMemoryStore
 
+from agent_tokred.errors import InvalidInputError
 from agent_tokred.integration.archive import StoreArchive, archive_for_runtime, scope_labels
 from agent_tokred.integration.fake_model import ScriptedChatModel
 from agent_tokred.integration.middleware import TokenReductionMiddleware
@@ -175,8 +175,6 @@ def test_memory_middleware_keeps_users_apart() -> None:
     tally("isolation:memory middleware", cases=2, leaks=0)
 
 
-@pytest.mark.xfail(raises=InvalidNamespaceError, strict=False,
-                   reason="integration/memory.py puts raw user ids in store namespaces; LangGraph refuses dots")
 def test_memory_namespaces_with_odd_user_ids() -> None:
     memory_mod = pytest.importorskip("agent_tokred.integration.memory")
     store = merging_store()
@@ -187,5 +185,30 @@ def test_memory_namespaces_with_odd_user_ids() -> None:
     history += [HumanMessage("what is the vault pin?", id="q")]
     dotted = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a.b"}})
     plain = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a"}})
-    mw.memory.evict(history, dotted)
+    escaped = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a%2Eb"}})
+    assert mw.memory.evict(history, dotted) is not None  # no crash: the id is escaped, not refused
+    assert "9090" in mw.memory.recall([HumanMessage("vault pin?")], dotted)
     assert "9090" not in mw.memory.recall([HumanMessage("vault pin?")], plain)
+    assert "9090" not in mw.memory.recall([HumanMessage("vault pin?")], escaped)  # escaping is reversible
+    tally("isolation:memory odd user ids", cases=3, leaks=0)
+
+
+def test_memory_bad_explicit_namespace_is_a_clear_error() -> None:
+    memory_mod = pytest.importorskip("agent_tokred.integration.memory")
+    with pytest.raises(InvalidInputError, match="without dots"):
+        memory_mod.MemoryMiddleware(store=merging_store(), namespace=("memory", "a.b"))
+    with pytest.raises(InvalidInputError, match="namespace_prefix"):
+        memory_mod.MemoryMiddleware(store=merging_store(), namespace_prefix=("",))
+
+
+def test_memory_store_fault_keeps_messages_in_context() -> None:
+    memory_mod = pytest.importorskip("agent_tokred.integration.memory")
+
+    class FailingStore(InMemoryStore):
+        def batch(self, ops):  # type: ignore[no-untyped-def]
+            raise ConnectionError("store down")
+
+    mw = memory_mod.MemoryMiddleware(store=FailingStore(), context_tokens=40, keep_tokens=10, keep_last_messages=1)
+    history = [HumanMessage(make_text("prose", i, "s"), id=f"h{i}") for i in range(6)]
+    assert mw.memory.evict(history) is None  # nothing written, so nothing removed from the state
+    assert mw.memory.recall([HumanMessage("anything?")]) == ""

@@ -31,7 +31,7 @@ _HANDLE = re.compile(rf"^{re.escape(HANDLE_PREFIX)}[0-9a-f]{{24}}$")
 SCOPES: tuple[str, ...] = ("thread", "user", "global")
 
 
-def _label(value: object) -> str:
+def namespace_label(value: object) -> str:
     """A store namespace label: non-empty, no dots or NUL bytes (LangGraph forbids them); reversible escaping."""
     text = str(value)
     return text.replace("%", "%25").replace(".", "%2E").replace("\x00", "%u0000") or "%00"
@@ -60,7 +60,7 @@ class StoreArchive:
         if not labels:
             raise InvalidInputError("an archive scope needs at least one label")
         self.store = store
-        self.scope: tuple[str, ...] = tuple(_label(s) for s in labels)
+        self.scope: tuple[str, ...] = tuple(namespace_label(s) for s in labels)
         self.namespace: tuple[str, ...] = (ROOT, "originals", *self.scope)
         self._outputs_ns: tuple[str, ...] = (ROOT, "outputs", *self.scope)
         self._key = "\x1f".join(self.scope)

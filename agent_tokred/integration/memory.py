@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import InvalidInputError
 from ..tokens import TokenCounter, resolve_counter
 from ._content import content_text
-from .archive import current_config, current_store, default_store, scope_labels
+from .archive import current_config, current_store, default_store, namespace_label, scope_labels
 from .messages import coerce_messages, pick_query, role_of
 
 logger = logging.getLogger(__name__)
@@ -82,12 +82,21 @@ class MemoryPolicy(BaseModel):
     def _check(self) -> MemoryPolicy:
         if self.keep_tokens is not None and self.keep_tokens > self.context_tokens:
             raise ValueError(f"keep_tokens ({self.keep_tokens}) must be <= context_tokens ({self.context_tokens})")
+        _check_namespace(self.namespace_prefix, "namespace_prefix")
         return self
 
     @property
     def keep_budget(self) -> int:
         """``keep_tokens``, or 60% of ``context_tokens`` when not set."""
         return self.keep_tokens if self.keep_tokens is not None else int(self.context_tokens * 0.6)
+
+
+def _check_namespace(ns: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Labels LangGraph stores accept: non-empty strings without dots (raises ``ValueError`` naming them)."""
+    bad = [label for label in ns if not isinstance(label, str) or not label or "." in label]
+    if bad:
+        raise ValueError(f"{what} labels must be non-empty strings without dots, got {bad!r} in {ns!r}")
+    return ns
 
 
 def make_memory_policy(policy: MemoryPolicy | Mapping[str, Any] | None = None, **overrides: Any) -> MemoryPolicy:
@@ -245,6 +254,11 @@ class _Memory:
     def __init__(self, store: BaseStore | None, policy: MemoryPolicy, namespace: tuple[str, ...] | NamespaceFn | None):
         self.store = store
         self.policy = policy
+        if namespace is not None and not callable(namespace):
+            try:
+                namespace = _check_namespace(tuple(namespace), "namespace")
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"bad memory namespace: {exc}") from None
         self.namespace = namespace
         self.counter = resolve_counter(policy.tokenizer)
 
@@ -252,12 +266,17 @@ class _Memory:
         store = self.store or getattr(runtime, "store", None) or current_store() or default_store()
         if callable(self.namespace):
             ns = tuple(self.namespace(runtime))
+            try:
+                _check_namespace(ns, "namespace")
+            except ValueError as exc:
+                raise InvalidInputError(f"the namespace function returned a bad namespace: {exc}") from None
         elif self.namespace is not None:
             ns = tuple(self.namespace)
         else:
             config = getattr(runtime, "config", None) or current_config()
             labels = scope_labels(self.policy.scope, config=config, context=getattr(runtime, "context", None))
-            ns = (*self.policy.namespace_prefix, *labels)
+            # ids come from users ("a.b", "", NUL): escaped reversibly so that no two ids share a namespace
+            ns = (*self.policy.namespace_prefix, *(namespace_label(label) for label in labels))
         return store, ns
 
     def evict(self, messages: Sequence[BaseMessage], runtime: Any = None) -> dict[str, Any] | None:
@@ -269,10 +288,20 @@ class _Memory:
             logger.warning("messages without ids cannot be removed from the state; nothing moved to memory")
             return None
         store, ns = self.resolve(runtime)
+        moved: list[list[int]] = []
         for group in groups:
             unit = [msgs[i] for i in group]
-            store.put(ns, str(unit[0].id or uuid.uuid4().hex), unit_value(unit))
-        return {"messages": [RemoveMessage(id=str(msgs[i].id)) for g in groups for i in g]}
+            try:
+                store.put(ns, str(unit[0].id or uuid.uuid4().hex), unit_value(unit))
+            except Exception as exc:
+                # only what was written leaves the state: the rest stays in context, nothing is lost
+                logger.warning("memory write failed (%s: %s); %d message(s) stay in context",
+                               type(exc).__name__, exc, sum(len(g) for g in groups) - sum(len(g) for g in moved))
+                break
+            moved.append(group)
+        if not moved:
+            return None
+        return {"messages": [RemoveMessage(id=str(msgs[i].id)) for g in moved for i in g]}
 
     def recall(self, messages: Sequence[BaseMessage], runtime: Any = None) -> str:
         if self.policy.recall_tokens <= 0:
@@ -281,7 +310,11 @@ class _Memory:
         if not query:
             return ""
         store, ns = self.resolve(runtime)
-        items = store.search(ns, query=query, limit=self.policy.recall_limit)
+        try:
+            items = store.search(ns, query=query, limit=self.policy.recall_limit)
+        except Exception as exc:
+            logger.warning("memory search failed (%s: %s); this call gets no recalled memories", type(exc).__name__, exc)
+            return ""
         return pack_memories(items, self.policy.recall_tokens, self.counter, self.policy.min_score)
 
 
