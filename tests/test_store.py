@@ -570,3 +570,21 @@ def test_make_store_uses_postgres_when_configured(monkeypatch: pytest.MonkeyPatc
         store.put(("factory",), "k", {"text": "alpha in postgres"})
         assert store.search(("factory",), query="alpha", limit=1)[0].key == "k"
         store.delete(("factory",), "k")
+
+
+def test_repeated_queries_are_embedded_once() -> None:
+    calls: list[str] = []
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        calls.extend(texts)
+        return [[1.0, float(len(t) % 7)] for t in texts]
+
+    store = MergingStore(embed=embed, recent_items=100)
+    store.put(("u",), "a", {"text": "likes green tea"})
+    calls.clear()
+    first = store.search(("u",), query="tea?", limit=2)
+    again = store.search(("u",), query="tea?", limit=2)
+    assert calls == ["tea?"] and [r.key for r in first] == [r.key for r in again] == ["a"]
+    store.embeddings = MergingStore(embed=lambda t: [[0.0, 1.0] for _ in t]).embeddings  # swapped: no stale vector
+    assert store.search(("u",), query="tea?", limit=2)[0].score == pytest.approx(
+        float(np.dot([0.0, 1.0], np.array([1.0, 1.0]) / np.sqrt(2.0))), abs=1e-5)

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -47,7 +47,6 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
-    SearchItem,
     SearchOp,
 )
 from langgraph.store.memory import InMemoryStore
@@ -57,8 +56,6 @@ from ..tokens import resolve_counter
 from . import _journal
 from ._layout import (
     JOURNAL,
-    MARK,
-    ROOT,
     STATE_COMPRESSED,
     STATE_MERGED,
     VEC,
@@ -72,12 +69,11 @@ from ._layout import (
     vec_ns,
 )
 from ._ops import as_tuples, validate_op
+from ._reads import _LIST_PAGE, ReadsMixin
 from ._support import (
     EmbedFn,
     SafeCounter,
-    can_push_down,
     engine_compressor,
-    matches_filter,
     resolve_embeddings,
 )
 from ._writes import WritesMixin
@@ -85,10 +81,9 @@ from .index import NamespaceIndex
 from .policy import MergePolicy, make_policy
 
 logger = logging.getLogger(__name__)
-_LIST_PAGE = 500
 
 
-class MergingStore(WritesMixin, BaseStore):
+class MergingStore(ReadsMixin, WritesMixin, BaseStore):
     """A ``BaseStore`` wrapper that consolidates old memories by merging them (ToMe-style).
 
     Args:
@@ -142,6 +137,8 @@ class MergingStore(WritesMixin, BaseStore):
         self._load_lock = threading.RLock()
         self._writes: Counter[Namespace] = Counter()
         self._last_seq = 0
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_owner: Any = None
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _lock(self, ns: Namespace) -> threading.RLock:
@@ -247,117 +244,6 @@ class MergingStore(WritesMixin, BaseStore):
         ops = list(ops)
         return await asyncio.to_thread(self.batch, ops)
 
-    # -- reads -------------------------------------------------------------------------------------
-    def _get_many(self, gets: list[GetOp]) -> list[Item | None]:
-        inner: list[Op] = [GetOp(g.namespace, g.key, False) for g in gets]  # no TTLs here
-        inner += [GetOp(archive_ns(g.namespace), g.key, False) for g in gets]
-        res = self._inner(inner)
-        out: list[Item | None] = []
-        for j, g in enumerate(gets):
-            live, arch = cast(Item | None, res[j]), cast(Item | None, res[len(gets) + j])
-            state = _state(live)
-            if live is not None and state != STATE_COMPRESSED:
-                out.append(live)
-            elif arch is not None:
-                out.append(archived_item(g.namespace, g.key, arch.value))
-            else:
-                out.append(live)
-        return out
-
-    def _search(self, op: SearchOp) -> list[SearchItem]:
-        if not op.query:
-            return self._search_live(op)
-        query = np.asarray(self.embeddings.embed_query(op.query), dtype=np.float32)
-        parts: list[tuple[Namespace, list[str], np.ndarray]] = []
-        scores: list[np.ndarray] = []
-        unscored: list[tuple[Namespace, str]] = []
-        for idx in self._indexes_under(op.namespace_prefix):
-            keys, ordinals, sc, un = idx.scores(query)
-            parts.append((idx.ns, keys, ordinals))
-            scores.append(sc)
-            unscored.extend((idx.ns, k) for k in un)
-        flat = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
-        part_of = np.repeat(np.arange(len(parts)), [len(s) for s in scores]) if parts else np.zeros(0, int)
-        local = np.concatenate([np.arange(len(s)) for s in scores]) if parts else np.zeros(0, int)
-        need = max(op.offset, 0) + max(op.limit, 0)
-        # Rank only the head unless the filter keeps reading past it (then everything).
-        head = min(len(flat), 4 * need + 64)
-        order = _top_order(flat, head)
-
-        def ranked(i: int) -> tuple[tuple[Namespace, str], float | None]:
-            nonlocal order
-            if i >= len(order):
-                order = np.argsort(-flat, kind="stable")
-            j = order[i]
-            ns, keys, ordinals = parts[part_of[j]]
-            return (ns, keys[ordinals[local[j]]]), float(flat[j])
-
-        found = self._fetch(ranked, len(flat), need, op.filter)
-        page = found[op.offset : op.offset + op.limit]
-        if len(page) < op.limit and unscored:
-            page += self._fetch(lambda i: (unscored[i], None), len(unscored), op.limit - len(page), op.filter)
-        return page
-
-    def _fetch(
-        self,
-        ranked: Callable[[int], tuple[tuple[Namespace, str], float | None]],
-        total: int,
-        need: int,
-        flt: dict[str, Any] | None,
-    ) -> list[SearchItem]:
-        """Read ranked candidates in chunks until ``need`` pass the filter (stale ones skipped)."""
-        out: list[SearchItem] = []
-        pos = 0
-        while len(out) < need and pos < total:
-            missing = need - len(out)
-            size = missing if not flt else max(4 * missing, 64)
-            chunk = [ranked(i) for i in range(pos, min(total, pos + size))]
-            pos += len(chunk)
-            items = self._inner([GetOp(ns, key, False) for (ns, key), _ in chunk])
-            for (_, score), item in zip(chunk, items, strict=True):
-                if not isinstance(item, Item) or not matches_filter(item.value, flt):
-                    continue
-                out.append(_search_item(item, score))
-                if len(out) == need:
-                    break
-        return out
-
-    def _search_live(self, op: SearchOp) -> list[SearchItem]:
-        # Filters every backend evaluates alike go down to it; others (dotted paths, NaN, NUL
-        # bytes, lists) are evaluated here, so results do not depend on the wrapped store.
-        pushdown = not op.filter or can_push_down(op.filter)
-        plain = SearchOp(op.namespace_prefix, op.filter if pushdown else None, op.limit, op.offset, None)
-        if op.namespace_prefix and pushdown:
-            return cast(list[SearchItem], self._inner([plain])[0])
-        # Otherwise page through (the empty prefix also reaches the bookkeeping root: hide it).
-        out: list[SearchItem] = []
-        offset, need, page_size = 0, op.offset + op.limit, max(256, 2 * (op.offset + op.limit))
-        while len(out) < need:
-            page = cast(list[SearchItem], self._inner([plain._replace(limit=page_size, offset=offset)])[0])
-            for it in page:
-                if it.namespace and it.namespace[0] == ROOT:
-                    continue
-                if pushdown or matches_filter(it.value, op.filter):
-                    out.append(it)
-            if len(page) < page_size:
-                break
-            offset += page_size
-        return out[op.offset : op.offset + op.limit]
-
-    def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
-        conds = op.match_conditions or ()
-        if any(c.match_type == "prefix" and c.path and c.path[0] not in ("*", ROOT) for c in conds):
-            return cast(list[Namespace], self._inner([op])[0])
-        out: list[Namespace] = []
-        offset, need = 0, op.offset + op.limit
-        while len(out) < need:
-            page = cast(list[Namespace], self._inner([op._replace(limit=_LIST_PAGE, offset=offset)])[0])
-            out.extend(ns for ns in page if not (ns and ns[0] == ROOT))
-            if len(page) < _LIST_PAGE:
-                break
-            offset += _LIST_PAGE
-        return out[op.offset : op.offset + op.limit]
-
     # -- memory API --------------------------------------------------------------------------------
     def expand(self, namespace: tuple[str, ...], key: str) -> list[Item]:
         """The exact original items a live item stands for (oldest first).
@@ -400,29 +286,3 @@ def _prefix(path: Namespace) -> Any:
     from langgraph.store.base import MatchCondition
 
     return MatchCondition(match_type="prefix", path=path)
-
-
-def _top_order(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` best scores, best first (ties: lower position first)."""
-    if k >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    head = np.argpartition(-scores, k - 1)[:k]
-    return head[np.lexsort((head, -scores[head]))]
-
-
-def _state(item: Item | None) -> str | None:
-    if item is None:
-        return None
-    mark = item.value.get(MARK)
-    return mark.get("state") if isinstance(mark, Mapping) else None
-
-
-def _search_item(item: Item, score: float | None) -> SearchItem:
-    return SearchItem(
-        namespace=tuple(item.namespace),
-        key=item.key,
-        value=item.value,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        score=score,
-    )
