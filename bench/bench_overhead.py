@@ -267,7 +267,7 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
     agent = agent_step_overhead(steps=5 if quick else 10, repeats=5 if quick else 15)
     sizes = [2000, 8000] if quick else [2000, 8000, 20000]
     criteria = ["lexical"]
-    from agent_tokred.compressor import models_installed
+    from agent_tokred.criteria.auto import models_installed
 
     if not quick and models_installed():
         criteria.append("auto")

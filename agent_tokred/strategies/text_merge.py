@@ -44,7 +44,7 @@ def hashed_embeddings(texts: Sequence[str], dim: int = _DIM) -> np.ndarray:
 def _embed(texts: list[str], embedder: Embedder) -> np.ndarray:
     if embedder == "hashed":
         return hashed_embeddings(texts)
-    from ..compressor import models_installed
+    from ..criteria.auto import models_installed
 
     if embedder == "model" or models_installed():
         from ..models import embed
