@@ -117,7 +117,8 @@ def load_sentence_model(name: str = DEFAULT_EMBEDDING_MODEL) -> Any:
             ) from exc
         path = resolve_model_path(name)
         try:
-            return SentenceTransformer(path, device="cpu", local_files_only=True)
+            with _quiet_load_report():
+                return SentenceTransformer(path, device="cpu", local_files_only=True)
         except OSError as exc:
             raise ModelNotAvailableError(
                 f"embedding model {name!r} is not available locally; agent-tokred never downloads at run time"
@@ -200,13 +201,22 @@ def load_causal_lm(name: str = DEFAULT_CAUSAL_LM) -> tuple[Any, Any]:
 @contextlib.contextmanager
 def _quiet_load_report() -> Iterator[None]:
     # A filter, not a level: transformers runs extra checks when this logger's level is >= WARNING.
+    # The "Loading weights" progress bar is switched off for our loads only (callers hold _LOCK).
     log = logging.getLogger("transformers.modeling_utils")
     drop = _DropLoadReport()
     log.addFilter(drop)
+    hf_logging: Any = None
+    with contextlib.suppress(ImportError):  # the loaders report a missing transformers themselves
+        from transformers.utils import logging as hf_logging
+    bar = hf_logging is not None and hf_logging.is_progress_bar_enabled()
+    if bar:
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         log.removeFilter(drop)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 class _DropLoadReport(logging.Filter):
