@@ -263,3 +263,23 @@ def test_converted_smollm2_is_cached_and_loads(monkeypatch: pytest.MonkeyPatch) 
     assert lm.dtype.is_floating_point and str(lm.dtype) == "torch.float32"
     assert getattr(lm.config, "quantization_config", None) is None
     assert tok("Hello world")["input_ids"]
+
+
+@pytest.mark.model
+def test_embed_query_is_embed_of_one_text_and_restores_threads() -> None:
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    for text in ["where did I park?", "", "你好 " * 300, "a" * 5000]:
+        fast, full = models.embed_query(text), models.embed([text])[0]
+        assert fast.shape == full.shape == (384,) and fast.dtype == np.float32
+        assert float(np.abs(fast - full).max()) < 1e-5
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.model
+def test_merging_store_default_embeddings_use_the_query_path() -> None:
+    from agent_tokred.store import MergingStore
+
+    store = MergingStore()
+    vec = store.embeddings.embed_query("where did I park?")
+    assert np.allclose(vec, models.embed(["where did I park?"])[0], atol=1e-5)

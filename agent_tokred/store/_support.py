@@ -51,6 +51,19 @@ def _minilm(texts: list[str]) -> np.ndarray:
     return embed(texts)
 
 
+class MiniLMEmbeddings(FunctionEmbeddings):
+    """The shipped MiniLM: batches for documents, the low-latency single-thread path for queries."""
+
+    def __init__(self) -> None:
+        super().__init__(_minilm, "minilm")
+
+    def embed_query(self, text: str) -> list[float]:
+        from ..models import embed_query
+
+        vector: list[float] = embed_query(text).tolist()
+        return vector
+
+
 def resolve_embeddings(
     index: IndexConfig | Mapping[str, Any] | None, embed: Embeddings | EmbedFn | str | None
 ) -> tuple[dict[str, Any] | None, Embeddings, Fields | None]:
@@ -75,7 +88,7 @@ def resolve_embeddings(
         fields = [(p, p if p == "$" else tokenize_path(p)) for p in names]
         return config, emb, fields
     if embed is None:
-        return None, FunctionEmbeddings(_minilm, "minilm"), None
+        return None, MiniLMEmbeddings(), None
     if isinstance(embed, Embeddings):
         return None, embed, None
     if isinstance(embed, str):

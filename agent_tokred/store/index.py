@@ -173,7 +173,9 @@ class NamespaceIndex:
         qn = float(np.linalg.norm(q))
         if mat.shape[1] != q.shape[0]:
             raise ValueError(f"query embedding has {q.shape[0]} dimensions, the index {mat.shape[1]}")
-        raw = mat @ (q / qn if qn > 0 else q).astype(np.float32)
+        # einsum, not BLAS: a multi-threaded gemv on 2 busy cores waits whole scheduler ticks (8 ms
+        # seen at 10k items); this single-threaded loop takes ~0.5 ms at 10k items on any load
+        raw = np.einsum("ij,j->i", mat, (q / qn if qn > 0 else q).astype(np.float32))
         raw[~alive] = -np.inf
         if identity and m == n:  # row i belongs to item ordinal i: nothing to pool
             best = raw
