@@ -12,8 +12,7 @@ top-5 result's text; "provenance": a top-5 result stands for the fact's turn) fo
 for the same store with merging and compression off, write and search latency (p50/p95). Embeddings:
 the shipped MiniLM, computed once and cached on disk, so write latency is the store's own work (MiniLM
 per item is reported apart); search latency includes MiniLM on the query. A 10k-item store measures
-search latency at scale: item vectors are random 384-d unit vectors (their cost is the same), queries
-are real questions embedded by MiniLM.
+search latency at scale (:mod:`bench._memory_scale`): new and repeated queries, and the store's own share.
 
 Usage:
     python -m bench.bench_memory [--quick] [--out bench/out] [--backends memory,sqlite,postgres]
@@ -36,13 +35,14 @@ from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import BaseStore, PutOp
+from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-from agent_tokred.models import cache_dir
+from agent_tokred.models import cache_dir, embed_query
 from agent_tokred.models import embed as minilm
 from agent_tokred.store import MergingStore
 
+from ._memory_scale import run_scale, scale_table
 from .common import OUT, markdown_table, normalize_answer, write_outputs
 
 NS = ("agent", "history")
@@ -156,29 +156,11 @@ class CachedMiniLM(Embeddings):
         return [self.cache[self._key(t)].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
-        return minilm([text])[0].tolist()
+        return embed_query(text).tolist()
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(self.path, **self.cache)
-
-
-class RandomDocsMiniLMQueries(Embeddings):
-    """Random unit vectors for documents (fast, same cost in the index), MiniLM for queries."""
-
-    def __init__(self, dims: int = 384, seed: int = 0, queries: str = "minilm") -> None:
-        self.rng = np.random.default_rng(seed)
-        self.dims = dims
-        self.queries = queries
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        v = self.rng.normal(size=(len(texts), self.dims)).astype(np.float32)
-        return (v / np.linalg.norm(v, axis=1, keepdims=True)).tolist()  # type: ignore[no-any-return]
-
-    def embed_query(self, text: str) -> list[float]:
-        if self.queries == "random":
-            return self.embed_documents([text])[0]
-        return minilm([text])[0].tolist()
 
 
 @contextmanager
@@ -268,45 +250,6 @@ def run_history(
     }
 
 
-def run_scale(backend: str, n: int, questions: list[str], texts: list[str]) -> dict[str, Any]:
-    with open_backend(backend) as inner:
-        store = MergingStore(inner, embed=RandomDocsMiniLMQueries(), mode="manual")
-        ops = [
-            PutOp(("scale",), f"k{i}", {"text": f"{texts[i % len(texts)][:2000]} #{i}", "kind": "tool"})
-            for i in range(n)
-        ]
-        for i in range(0, n, 200):
-            store.batch(ops[i : i + 200])
-        store.refresh()  # measure the steady state, not the first load
-        store.search(("scale",), query="warm up", limit=5)
-        latency = []
-        for q in questions:
-            t = time.perf_counter()
-            store.search(("scale",), query=q, limit=5)
-            latency.append(time.perf_counter() - t)
-        embed_only = []
-        for q in questions[:20]:
-            t = time.perf_counter()
-            minilm([q])
-            embed_only.append(time.perf_counter() - t)
-        # The store's own share: the same searches with the query vector given (no model).
-        store.embeddings = RandomDocsMiniLMQueries(seed=1, queries="random")
-        store_only = []
-        for q in questions:
-            t = time.perf_counter()
-            store.search(("scale",), query=q, limit=5)
-            store_only.append(time.perf_counter() - t)
-    return {
-        "backend": backend,
-        "items": n,
-        "search_p50_ms": _pct(latency, 50),
-        "search_p95_ms": _pct(latency, 95),
-        "store_only_p50_ms": _pct(store_only, 50),
-        "store_only_p95_ms": _pct(store_only, 95),
-        "query_embed_p50_ms": _pct(embed_only, 50),
-    }
-
-
 def run(quick: bool, out_dir: Path, backends: list[str] | None = None) -> dict[str, Any]:
     """Run the bench; writes ``bench_memory.md`` / ``.json`` to ``out_dir`` and returns the numbers."""
     if backends is None:
@@ -321,7 +264,10 @@ def run(quick: bool, out_dir: Path, backends: list[str] | None = None) -> dict[s
             history.append(run_history(backend, items, facts, emb, merging))
             print(history[-1])
     texts = [v["text"] for _, v in items]
-    scale = [run_scale(b, 2_000 if quick else 10_000, [f.question for f in facts] * 3, texts) for b in backends]
+    scale = []
+    for b in backends:
+        with open_backend(b) as inner:
+            scale.append(run_scale(inner, b, 2_000 if quick else 10_000, [f.question for f in facts], texts))
     for row in scale:
         print(row)
     embed_ms = statistics.median(emb.embed_seconds) * 1000 if emb.embed_seconds else float("nan")
@@ -389,24 +335,7 @@ def _markdown(raw: dict[str, Any], cmd: str) -> str:
             + f"; write latency: the store's work per put including write-time consolidation. Command: `{cmd}`"
         ),
     )
-    scale = markdown_table(
-        ["backend", "items", "search p50 / p95 ms", "store only p50 / p95 ms", "MiniLM query embed p50 ms"],
-        [
-            [
-                s["backend"],
-                s["items"],
-                f"{s['search_p50_ms']:.1f} / {s['search_p95_ms']:.1f}",
-                f"{s['store_only_p50_ms']:.1f} / {s['store_only_p95_ms']:.1f}",
-                f"{s['query_embed_p50_ms']:.1f}",
-            ]
-            for s in raw["scale"]
-        ],
-        caption=(
-            "Search latency at scale, limit 5: random item vectors; queries embedded by MiniLM (search) or "
-            "given as vectors (store only: index, reads, filters). "
-            f"{raw['cpus']} CPUs, load average {raw['load_average']} during the run. Command: `{cmd}`"
-        ),
-    )
+    scale = scale_table(raw, cmd)
     return f"# Merging memory store\n\n{history}\n{scale}"
 
 
