@@ -3,7 +3,7 @@
 ``make_store()`` is a context manager (the LangGraph server enters it once and closes it on exit):
 
 * default: SQLite in ``memory/store.sqlite`` (``AGENT_TOKRED_SQLITE_PATH`` moves it);
-* PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` (or ``DATABASE_URI``) holds a connection string.
+* PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` (or a PostgreSQL ``DATABASE_URI``) holds a connection string.
 
 The file is loaded by path by the server, so it imports only absolute names.
 
@@ -27,8 +27,19 @@ DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent / "store.sqlite"
 
 
 def postgres_uri() -> str | None:
-    """The configured PostgreSQL connection string, if any."""
-    return os.environ.get("AGENT_TOKRED_POSTGRES_URI") or os.environ.get("DATABASE_URI") or None
+    """The configured PostgreSQL connection string, if any.
+
+    ``AGENT_TOKRED_POSTGRES_URI`` is always PostgreSQL. ``DATABASE_URI`` (what LangGraph's server
+    images set) counts only when it is a PostgreSQL URI or key/value string: ``langgraph dev`` sets
+    it to ``":memory:"`` for its in-memory runtime, which must not be mistaken for a server.
+    """
+    explicit = os.environ.get("AGENT_TOKRED_POSTGRES_URI")
+    if explicit:
+        return explicit
+    shared = (os.environ.get("DATABASE_URI") or "").strip()
+    if shared.startswith(("postgres://", "postgresql://")) or "dbname=" in shared or "host=" in shared:
+        return shared
+    return None
 
 
 @contextmanager

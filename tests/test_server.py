@@ -32,6 +32,9 @@ def _langgraph_cli() -> str:
     return str(cli)
 
 
+SQLITE_PATH: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
@@ -43,6 +46,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "LANGCHAIN_TRACING_V2": "false",
     }
     env.pop("AGENT_TOKRED_MODEL", None)  # the offline model
+    env.pop("AGENT_TOKRED_POSTGRES_URI", None)  # the default: SQLite, in a file of this test's own
+    env.pop("DATABASE_URI", None)
+    env["AGENT_TOKRED_SQLITE_PATH"] = str(SQLITE_PATH.setdefault("path", tmp_path_factory.mktemp("store") / "m.sqlite"))
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -122,3 +128,19 @@ async def test_served_rag_agent_compresses_documents(server_url: str) -> None:
     assert docs and all("agent_tokred" in d["metadata"] for d in docs)
     assert "3 to 5 working days" in " ".join(d["page_content"] for d in docs)
     assert out["messages"][-1]["type"] == "ai"
+
+
+async def test_served_store_is_the_merging_store_on_sqlite(server_url: str) -> None:
+    # langgraph.json's "store" key: memory/store.py serves a MergingStore over SQLite (MiniLM search)
+    from langgraph_sdk import get_client
+
+    client = get_client(url=server_url)
+    ns = ["memory", "user", "server-test"]
+    await client.store.put_item(ns, "tea", {"text": "Ana prefers green tea in the afternoon"})
+    await client.store.put_item(ns, "car", {"text": "the rental car is parked on level 3, spot 41"})
+    found = await client.store.search_items(ns, query="where did I park?", limit=2)
+    assert found["items"][0]["key"] == "car"
+    assert all(isinstance(i["score"], float) for i in found["items"])  # embedding search, not a plain list
+    assert SQLITE_PATH["path"].exists() and SQLITE_PATH["path"].stat().st_size > 0
+    elsewhere = await client.store.search_items(["memory", "user", "someone-else"], query="where did I park?")
+    assert elsewhere["items"] == []

@@ -556,6 +556,20 @@ def test_make_store_defaults_to_sqlite_in_a_file(tmp_path: Path, monkeypatch: py
         assert store.get(("u",), "k").value == {"text": "alpha kept"}  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("value", "postgres"),
+    [(":memory:", False), ("", False), ("sqlite:///x.db", False), ("postgresql://u@127.0.0.1:5432/db", True),
+     ("postgres://u@h/db", True), ("host=127.0.0.1 dbname=tokred", True)],
+)
+def test_database_uri_counts_only_when_it_is_postgres(value: str, postgres: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `langgraph dev` sets DATABASE_URI=":memory:" for its own runtime: that is not a PostgreSQL server
+    from memory.store import postgres_uri
+
+    monkeypatch.delenv("AGENT_TOKRED_POSTGRES_URI", raising=False)
+    monkeypatch.setenv("DATABASE_URI", value)
+    assert (postgres_uri() is not None) is postgres
+
+
 @pytest.mark.server
 def test_make_store_uses_postgres_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     if not PG_URI:
