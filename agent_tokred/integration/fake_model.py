@@ -40,21 +40,26 @@ _WORD = re.compile(r"[A-Za-z0-9_]{3,}")
 Reply = AIMessage | str | Callable[[list[BaseMessage]], AIMessage]
 
 
-class ScriptedChatModel(GenericFakeChatModel):
+class _ToolBoundFake(GenericFakeChatModel):
+    """A fake chat model that accepts ``bind_tools`` (returning itself) and never streams."""
+
+    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
+    disable_streaming: bool = True
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        return self
+
+
+class ScriptedChatModel(_ToolBoundFake):
     """Replays ``script`` in order and records each call's input messages in ``received``.
 
     A script entry is an ``AIMessage``, a string, or a callable that builds the reply from the
     messages the model received (e.g. to call ``recall`` with a handle it was shown).
     """
 
-    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
     script: list[Any] = Field(default_factory=list)  # Reply items (Any: pydantic cannot check callables)
     received: list[list[BaseMessage]] = Field(default_factory=list)
-    disable_streaming: bool = True
     _position: int = PrivateAttr(default=0)
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
-        return self
 
     def _generate(
         self,
@@ -76,21 +81,16 @@ class ScriptedChatModel(GenericFakeChatModel):
         return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
-class RuleBasedToolModel(GenericFakeChatModel):
+class RuleBasedToolModel(_ToolBoundFake):
     """Calls ``tool_name`` once per human request, then answers from what the tools returned.
 
     The answer quotes up to ``quote_lines`` lines of the tool results that share the most words
     with the request, and says how many tokens of tool output it was shown (``count`` callable).
     """
 
-    messages: Iterator[AIMessage | str] = Field(default_factory=lambda: iter(()))
     tool_name: str = "search"
     quote_lines: int = 3
     count: Callable[[str], int] | None = None
-    disable_streaming: bool = True
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RuleBasedToolModel:
-        return self
 
     def _generate(
         self,

@@ -25,6 +25,7 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidInputError
 from ._svg import line_chart
@@ -192,18 +193,10 @@ def render_report(
     return "\n".join(parts)
 
 
-def write_report(
-    path: str | Path,
-    runs: Sequence[RunRecord],
-    *,
-    title: str = "agent-tokred report",
-    subtitle: str = "",
-    images: Sequence[tuple[str, Path]] = (),
-    generated: _dt.datetime | None = None,
-    max_items: int = 60,
-    max_dropped_chars: int = 3000,
-) -> Path:
+def write_report(path: str | Path, runs: Sequence[RunRecord], **options: Any) -> Path:
     """Write :func:`render_report` to ``path`` (UTF-8) and return the path.
+
+    ``options`` are :func:`render_report`'s keywords (``title``, ``subtitle``, ``images``, ...).
 
     Example:
         >>> import tempfile, pathlib
@@ -214,7 +207,6 @@ def write_report(
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    page = render_report(runs, title=title, subtitle=subtitle, images=images, generated=generated,
-                         max_items=max_items, max_dropped_chars=max_dropped_chars)
+    page = render_report(runs, **options)
     out.write_text(page, encoding="utf-8")
     return out

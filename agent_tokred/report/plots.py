@@ -49,6 +49,22 @@ def _panel_title(run: RunRecord, extra: str) -> str:
     return f"{run.title}\n{mode} · {extra}"
 
 
+def _panels(runs: Sequence[RunRecord], what: str, width: float, height: float) -> tuple[Any, Any, list[Any], list[Any]]:
+    """(pyplot, figure, axes, runs shown): one panel per run that has steps."""
+    shown = [r for r in runs if r.steps]
+    if not shown:
+        raise InvalidInputError(f"{what} needs at least one run with steps")
+    plt = _pyplot()
+    fig, axes = _grid(plt, len(shown), width, height)
+    return plt, fig, axes, shown
+
+
+def _thousands_axis(axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(_thousands))
+
+
 def _grid(plt: Any, n: int, width: float, height: float) -> tuple[Any, list[Any]]:
     cols = 1 if n == 1 else 2
     rows = math.ceil(n / cols)
@@ -79,13 +95,7 @@ def plot_context_tokens(runs: Sequence[RunRecord], path: str | Path, *, dpi: int
     Returns:
         The PNG path.
     """
-    shown = [r for r in runs if r.steps]
-    if not shown:
-        raise InvalidInputError("plot_context_tokens needs at least one run with steps")
-    plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter
-
-    fig, axes = _grid(plt, len(shown), 6.4, 3.7)
+    plt, fig, axes, shown = _panels(runs, "plot_context_tokens", 6.4, 3.7)
     for ax, run in zip(axes, shown):
         xs = [s.index for s in run.steps]
         before = [s.tokens_before for s in run.steps]
@@ -98,7 +108,7 @@ def plot_context_tokens(runs: Sequence[RunRecord], path: str | Path, *, dpi: int
         ax.set_title(_panel_title(run, f"saved {run.saved_share:.0%} of context tokens"), fontsize=9.5)
         ax.set_xlabel("step (model call)" + (" · dotted: next task" if run.group_starts() else ""), fontsize=9)
         ax.set_ylabel("context tokens", fontsize=9)
-        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        _thousands_axis(ax.yaxis)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
@@ -118,13 +128,7 @@ def plot_component_savings(runs: Sequence[RunRecord], path: str | Path, *, dpi: 
     Returns:
         The PNG path.
     """
-    shown = [r for r in runs if r.steps]
-    if not shown:
-        raise InvalidInputError("plot_component_savings needs at least one run with steps")
-    plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter
-
-    fig, axes = _grid(plt, len(shown), 6.4, 2.9)
+    plt, fig, axes, shown = _panels(runs, "plot_component_savings", 6.4, 2.9)
     for ax, run in zip(axes, shown):
         totals = [(name, b, a) for name, (b, a) in run.component_totals().items() if b > 0]
         ys = list(range(len(totals)))[::-1]
@@ -139,7 +143,7 @@ def plot_component_savings(runs: Sequence[RunRecord], path: str | Path, *, dpi: 
             ax.text(b, y + h / 2, f"  {_short(b)} → {_short(a)}: {saved}", va="center", fontsize=7.5, color="#333333")
         ax.set_title(_panel_title(run, f"saved {run.tokens_without - run.tokens_with:,} tokens"), fontsize=9.5)
         ax.set_xlabel("tokens over all model calls", fontsize=9)
-        ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
+        _thousands_axis(ax.xaxis)
         ax.margins(x=0.55)
         ax.set_xlim(left=0)
         ax.grid(axis="x", alpha=0.3)
