@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ._example_cluster import extend_selection, relevant_set
 from .errors import InvalidInputError, ModelNotAvailableError
 
 if TYPE_CHECKING:
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 
 Strategy = Literal["celf", "per_token", "relevance"]
 Order = Literal["relevance", "relevance_last", "selection", "pool"]
+Cut = Literal["cluster", "margin", "none"]
 _STRATEGIES = ("celf", "per_token", "relevance")
 _ORDERS = ("relevance", "relevance_last", "selection", "pool")
+_CUTS = ("cluster", "margin", "none")
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,16 @@ class SelectionPolicy:
     Attributes:
         diversity: weight in ``[0, 1]`` of the redundancy penalty (0 = relevance only).
         temperature: sharpness of the relevance quality ``exp((s - s_best) / temperature)``.
-        relevance_margin: only examples whose similarity is within this margin of the best fitting
-            match are eligible; ``None`` lets any example fill the budget.
+        relevance_cut: which examples are worth their tokens at all. ``"cluster"`` (default): the
+            query's cluster among its ``cluster_candidates`` best fitting matches (see
+            :mod:`agent_tokred._example_cluster`); it is packed per token, and its looser extension is
+            used only once the tight core is used up, most closely linked first. ``"margin"``: the
+            examples within ``relevance_margin`` of the best fitting match. ``"none"``: any example
+            may fill the budget.
+        relevance_margin: the margin of ``relevance_cut="margin"``; ``None`` means no cut at all
+            (``relevance_cut="none"``, kept for backward compatibility).
+        cluster_candidates: how many best fitting matches the cluster is sought among (more are taken
+            when they cannot fill the budget twice over).
         min_relevance: optional absolute cosine floor.
         duplicate_threshold: a candidate this similar (cosine) to a chosen example is never taken; the
             default 1.0 skips only inputs that embed identically (the same question with another
@@ -46,7 +57,9 @@ class SelectionPolicy:
 
     diversity: float = 0.5
     temperature: float = 0.1
+    relevance_cut: Cut = "cluster"
     relevance_margin: float | None = 0.25
+    cluster_candidates: int = 40
     min_relevance: float | None = None
     duplicate_threshold: float = 1.0
     strategy: Strategy = "celf"
@@ -59,6 +72,12 @@ class SelectionPolicy:
             raise InvalidInputError(f"temperature must be > 0; got {self.temperature!r}")
         if self.relevance_margin is not None and not self.relevance_margin >= 0:
             raise InvalidInputError(f"relevance_margin must be >= 0 or None; got {self.relevance_margin!r}")
+        if self.relevance_cut not in _CUTS:
+            raise InvalidInputError(f"unknown relevance_cut {self.relevance_cut!r}; valid: {', '.join(_CUTS)}")
+        if isinstance(self.cluster_candidates, bool) or not (
+            isinstance(self.cluster_candidates, int) and self.cluster_candidates >= 2
+        ):
+            raise InvalidInputError(f"cluster_candidates must be an int >= 2; got {self.cluster_candidates!r}")
         if not 0.0 < self.duplicate_threshold <= 1.0:
             raise InvalidInputError(f"duplicate_threshold must be in (0, 1]; got {self.duplicate_threshold!r}")
         if self.strategy not in _STRATEGIES:
@@ -215,14 +234,19 @@ def run_selection(
         return _with(empty, reason=why, skipped_over_budget=skipped)
     s_best = float(rel[fits].max())
     eligible = fits.copy()
-    if policy.relevance_margin is not None:
-        eligible &= rel >= s_best - policy.relevance_margin
     if policy.min_relevance is not None:
         eligible &= rel >= policy.min_relevance
+    cut = "none" if policy.relevance_margin is None else policy.relevance_cut
+    if cut == "margin" and policy.relevance_margin is not None:
+        eligible &= rel >= s_best - policy.relevance_margin
     idx = np.flatnonzero(eligible)
     if idx.size == 0:
         why = f"no example reaches min_relevance={policy.min_relevance} (best fitting match: {s_best:.3f})"
         return _with(empty, reason=why, skipped_over_budget=skipped)
+    costs = costs + pool.sep_tokens
+    extension = np.zeros(0, dtype=np.int64)
+    if cut == "cluster":
+        idx, extension = relevant_set(idx, rel, vectors, costs, capacity, policy.cluster_candidates)
     quality = np.zeros(n, dtype=np.float64)  # zero quality = never chosen; avoids copying vectors
     quality[idx] = np.exp((rel[idx] - s_best) / policy.temperature)
     runs = [policy.strategy == "per_token"] if policy.strategy != "celf" else [True, False]
@@ -231,7 +255,7 @@ def run_selection(
         got = greedy_select(
             quality,
             vectors,
-            costs + pool.sep_tokens,
+            costs,
             capacity,
             diversity=policy.diversity,
             duplicate_threshold=policy.duplicate_threshold,
@@ -239,6 +263,11 @@ def run_selection(
         )
         if sum(got[1]) > sum(best[1]) + 1e-12:
             best = got
+    if extension.size:
+        quality[extension] = np.exp((rel[extension] - s_best) / policy.temperature)
+        best = extend_selection(
+            best, idx, extension, quality, vectors, costs, capacity, policy.diversity, policy.duplicate_threshold
+        )
     chosen = [_record(pool, i, float(rel[i]), g, query, compress, rate, compressor) for i, g in zip(*best)]
     chosen, used = _fit_exactly(pool, chosen, budget)
     chosen = _ordered(chosen, policy.order)

@@ -6,8 +6,12 @@ embeddings, sharpened into a quality ``q = exp((s - s_best) / temperature)``) di
 redundancy with the examples already chosen (MMR-style, ``q * (1 - diversity * max_sim)``), and the
 strategy is lazy greedy by marginal gain per token (CELF: the better of the cost-benefit and the
 plain greedy run), under a budget counted exactly in the caller's tokenizer on the examples *as they
-will be rendered*. Examples far below the best match (``relevance_margin``) are not worth their
-tokens and are never used to fill the budget.
+will be rendered*.
+
+Which examples are worth their tokens at all is an adaptive relevance cut, not a fixed margin: the
+best matches are grown into the query's cluster, which ends where its links drop for good
+(:mod:`agent_tokred._example_cluster`). Its tight core is packed per token; its looser rest is used
+only once the core is used up; examples outside it never fill the budget.
 
 :class:`ExamplePool` holds the examples, their rendered token counts and their embeddings (computed
 once, grown with :meth:`ExamplePool.add`, optionally cached on disk by content hash);

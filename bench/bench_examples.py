@@ -6,12 +6,11 @@ a query when it comes from the query's own template (the template id is ``task_i
 dataset). Every selector gets the same budget for the examples block (rendered by the same prompt,
 joined by ``"\\n\\n"``, counted exactly in cl100k_base):
 
-* ours: :class:`agent_tokred.examples.ExamplePool` with the default :class:`SelectionPolicy`.
-* ``LengthBasedExampleSelector`` counting with the same token counter (``get_text_length``) and
-  ``max_length`` = budget + the query's tokens (it subtracts the input length itself).
-* ``SemanticSimilarityExampleSelector`` / ``MaxMarginalRelevanceExampleSelector`` (``fetch_k=20``,
-  ``lambda_mult=0.5``, their defaults) on ``InMemoryVectorStore`` over the same MiniLM embeddings of
-  the question: the largest ``k`` whose selection fits the budget (their ranked list cut at the budget).
+* ours: :class:`agent_tokred.examples.ExamplePool` with the default :class:`SelectionPolicy` (the
+  cluster cut), plus ablations (the previous fixed 0.25 margin, no cut, one strategy only);
+* LangChain's ``LengthBasedExampleSelector``, ``SemanticSimilarityExampleSelector`` and
+  ``MaxMarginalRelevanceExampleSelector`` over the same MiniLM embeddings of the question, each cut to
+  the budget as described in :mod:`bench._examples_baselines`.
 
 Every selection is re-checked: rendered, joined and counted; any baseline that LangChain let run
 over is cut to its longest fitting prefix. Run ``python -m bench.bench_examples [--quick]``.
@@ -24,7 +23,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -35,13 +34,11 @@ import agent_tokred
 from agent_tokred.examples import ExamplePool, SelectionPolicy
 from agent_tokred.tokens import resolve_counter
 
+from ._examples_baselines import SEP, Example, Harness, Selector, langchain_latency, langchain_selectors, median_ms
 from .common import OUT, markdown_table, write_outputs
 
 BUDGETS = (300, 600, 1200)
 POOL_SEED, QUERY_SEED, DEV_SEEDS = 0, 5_000_000, (2_000_000, 3_000_000)
-TEMPLATE = "Question: {question}\nReasoning: {reasoning}\nAnswer: {answer}"
-SEP = "\n\n"
-Example = dict[str, str]
 
 
 def build_items(seed: int, size: int) -> list[tuple[Example, int]]:
@@ -69,74 +66,12 @@ def embed_cached(texts: list[str]) -> dict[str, np.ndarray]:
     return dict(zip(uniq, pool.vectors))
 
 
-def lookup_embeddings(table: dict[str, np.ndarray]) -> Any:
-    from langchain_core.embeddings import Embeddings
-
-    class LookupEmbeddings(Embeddings):
-        """Precomputed vectors by text (all selectors see the very same embeddings)."""
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return [table[t].tolist() for t in texts]
-
-        def embed_query(self, text: str) -> list[float]:
-            return table[text].tolist()
-
-    return LookupEmbeddings()
-
-
-class Harness:
-    """Renders, counts and cuts selections the same way for every selector."""
-
-    def __init__(self, counter: Any) -> None:
-        from langchain_core.prompts import PromptTemplate
-
-        self.prompt = PromptTemplate.from_template(TEMPLATE)
-        self.counter = counter
-        self._counts: dict[str, int] = {}
-
-    def tokens(self, examples: Sequence[Example]) -> int:
-        return self.counter.count(SEP.join(self.prompt.format(**e) for e in examples)) if examples else 0
-
-    def fit_prefix(self, ranked: Sequence[Example], budget: int) -> list[Example]:
-        """The longest prefix of ``ranked`` that fits (= the largest k whose selection fits).
-
-        Starts from the estimate "sum of example counts + separators" and moves k until the exact count
-        of the joined prefix fits and one more example would not.
-        """
-        sep = self.counter.count(SEP)
-        k, total = 0, 0
-        for e in ranked:
-            total += self.count_one(e) + (sep if k else 0)
-            if total > budget:
-                break
-            k += 1
-        while k > 0 and self.tokens(ranked[:k]) > budget:
-            k -= 1
-        while k < len(ranked) and self.tokens(ranked[: k + 1]) <= budget:
-            k += 1
-        return list(ranked[:k])
-
-    def count_one(self, example: Example) -> int:
-        key = example["question"] + "\0" + example["reasoning"]
-        if key not in self._counts:
-            self._counts[key] = self.counter.count(self.prompt.format(**example))
-        return self._counts[key]
-
-
 def make_selectors(
     pool_items: list[Example],
     vectors: dict[str, np.ndarray],
     h: Harness,
     variants: dict[str, dict[str, Any]],
-) -> dict[str, Callable[[str, int], list[Example]]]:
-    from langchain_core.example_selectors import (
-        LengthBasedExampleSelector,
-        MaxMarginalRelevanceExampleSelector,
-        SemanticSimilarityExampleSelector,
-    )
-    from langchain_core.vectorstores import InMemoryVectorStore
-
-    emb = lookup_embeddings(vectors)
+) -> dict[str, Selector]:
     ours = ExamplePool(
         pool_items,
         input_keys=["question"],
@@ -146,31 +81,14 @@ def make_selectors(
         separator=SEP,
         compressible_key="reasoning",
     )
-    length = LengthBasedExampleSelector(
-        examples=pool_items, example_prompt=h.prompt, get_text_length=h.counter.count, max_length=1
-    )
-    semantic = SemanticSimilarityExampleSelector.from_examples(
-        pool_items, emb, InMemoryVectorStore, k=40, input_keys=["question"]
-    )
-    mmr = MaxMarginalRelevanceExampleSelector.from_examples(
-        pool_items, emb, InMemoryVectorStore, k=20, fetch_k=20, input_keys=["question"]
-    )
-
-    def length_based(q: str, b: int) -> list[Example]:
-        length.max_length = b + h.counter.count(q)
-        return h.fit_prefix(length.select_examples({"question": q}), b)
-
-    out: dict[str, Callable[[str, int], list[Example]]] = {}
+    out: dict[str, Selector] = {}
     for name, kwargs in variants.items():
         out[name] = lambda q, b, kw=kwargs: ours.select(q, b, query_vector=vectors[q], **kw).examples
-    out["LengthBased (token counter)"] = length_based
-    out["SemanticSimilarity (max k fitting)"] = lambda q, b: h.fit_prefix(semantic.select_examples({"question": q}), b)
-    out["MMR (max k fitting)"] = lambda q, b: h.fit_prefix(mmr.select_examples({"question": q}), b)
-    return out
+    return {**out, **langchain_selectors(pool_items, vectors, h)}
 
 
 def evaluate(
-    selectors: dict[str, Callable[[str, int], list[Example]]],
+    selectors: dict[str, Selector],
     queries: list[tuple[Example, int]],
     template_of: dict[str, int],
     h: Harness,
@@ -211,12 +129,6 @@ def latency(
     repeats: int,
 ) -> dict[str, Any]:
     """Median selection time (ms) per budget; LangChain's selectors at k=8 on the same vectors for scale."""
-    from langchain_core.example_selectors import (
-        MaxMarginalRelevanceExampleSelector,
-        SemanticSimilarityExampleSelector,
-    )
-    from langchain_core.vectorstores import InMemoryVectorStore
-
     t = time.perf_counter()
     pool = ExamplePool(
         pool_items,
@@ -236,28 +148,7 @@ def latency(
     queries = query_vecs[:repeats]
     for b in budgets:
         out[str(b)] = median_ms(lambda qv, b=b: pool.select(query_vector=qv, budget=b), queries)
-    table = {e["question"]: v for e, v in zip(pool_items, vecs)}
-    table.update({f"query {i}": v for i, v in enumerate(queries)})
-    emb = lookup_embeddings(table)
-    semantic = SemanticSimilarityExampleSelector.from_examples(
-        pool_items, emb, InMemoryVectorStore, k=8, input_keys=["question"]
-    )
-    mmr = MaxMarginalRelevanceExampleSelector.from_examples(
-        pool_items, emb, InMemoryVectorStore, k=8, input_keys=["question"]
-    )
-    names = [f"query {i}" for i in range(min(len(queries), 10))]  # LangChain's stores are slow at 10k
-    out["semantic_k8"] = median_ms(lambda q: semantic.select_examples({"question": q}), names)
-    out["mmr_k8"] = median_ms(lambda q: mmr.select_examples({"question": q}), names)
-    return out
-
-
-def median_ms(fn: Callable[[Any], Any], args: Sequence[Any]) -> float:
-    times = []
-    for arg in args:
-        t = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+    return {**out, **langchain_latency(pool_items, vecs, queries)}
 
 
 def run(quick: bool = False, out_dir: Path = OUT, query_seed: int = QUERY_SEED) -> dict[str, Any]:
@@ -279,7 +170,8 @@ def run(quick: bool = False, out_dir: Path = OUT, query_seed: int = QUERY_SEED) 
         },
         "ours: per-token only": {"policy": SelectionPolicy(strategy="per_token")},
         "ours: relevance only (no per-token)": {"policy": SelectionPolicy(strategy="relevance")},
-        "ours: no relevance margin (fills budget)": {"policy": SelectionPolicy(relevance_margin=None)},
+        "ours: fixed 0.25 margin instead of the cluster cut": {"policy": SelectionPolicy(relevance_cut="margin")},
+        "ours: no relevance cut (fills budget)": {"policy": SelectionPolicy(relevance_cut="none")},
         "ours: no diversity": {"policy": SelectionPolicy(diversity=0.0)},
     }
     pool_items = [e for e, _ in items]
@@ -299,7 +191,7 @@ def run(quick: bool = False, out_dir: Path = OUT, query_seed: int = QUERY_SEED) 
 
     # Latency: 1k = the real pool above with real MiniLM vectors (embedded once beforehand);
     # 10k = real examples (real token counts) with random unit vectors, i.e. pure selection cost
-    # in the worst case where no example falls outside the relevance margin.
+    # when the embedding has no structure for the cluster cut to find.
     rs = np.random.default_rng(0)
     qv = np.stack([vectors[e["question"]] for e, _ in queries])
     raw["latency"] = {

@@ -68,6 +68,8 @@ def make_pool(examples=None, tokenizer="approx", **kw) -> ExamplePool:
     [
         SelectionPolicy(),
         SelectionPolicy(relevance_margin=None),
+        SelectionPolicy(relevance_cut="margin"),
+        SelectionPolicy(cluster_candidates=2),
         SelectionPolicy(strategy="relevance", diversity=0),
     ],
 )
@@ -104,10 +106,15 @@ def test_most_relevant_topic_chosen_first(topic: str) -> None:
 
 def test_relevance_margin_keeps_off_topic_out_and_none_fills() -> None:
     pool = make_pool()
-    sel = pool.select("kitten whiskers meow", 2000)
+    margin = SelectionPolicy(relevance_cut="margin")
+    sel = pool.select("kitten whiskers meow", 2000, policy=margin)
     assert sel.chosen and all(c.example["answer"].startswith("cat") for c in sel.chosen)
     filled = pool.select("kitten whiskers meow", 2000, policy=SelectionPolicy(relevance_margin=None))
     assert len(filled.chosen) > len(sel.chosen)
+    assert (
+        filled.indices
+        == pool.select("kitten whiskers meow", 2000, policy=SelectionPolicy(relevance_cut="none")).indices
+    )
 
 
 def test_exact_duplicates_are_stored_once_and_never_both_chosen() -> None:
@@ -308,6 +315,9 @@ def test_other_bad_inputs() -> None:
         ({"relevance_margin": -0.1}, "relevance_margin"),
         ({"duplicate_threshold": 0}, "duplicate_threshold"),
         ({"strategy": "dpp"}, "celf, per_token, relevance"),
+        ({"relevance_cut": "gap"}, "cluster, margin, none"),
+        ({"cluster_candidates": 1}, "cluster_candidates"),
+        ({"cluster_candidates": True}, "cluster_candidates"),
         ({"order": "random"}, "relevance_last"),
     ],
 )

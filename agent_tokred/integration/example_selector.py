@@ -2,9 +2,10 @@
 
 Drop-in for ``FewShotPromptTemplate`` / ``FewShotChatMessagePromptTemplate``: where LangChain's
 ``LengthBasedExampleSelector`` counts words and keeps list order, and the similarity / MMR selectors
-take a fixed ``k``, :class:`BudgetedExampleSelector` picks by relevance plus diversity per token
-until the examples, rendered by ``example_prompt`` and joined by ``separator``, fill ``max_tokens``
-of the caller's tokenizer. The engine is :class:`agent_tokred.examples.ExamplePool`.
+take a fixed ``k``, :class:`BudgetedExampleSelector` finds the query's cluster among its best
+matches (an adaptive relevance cut) and packs it per token, relevance and diversity weighed, within
+``max_tokens`` of the caller's tokenizer, counted on the examples as ``example_prompt`` renders them
+and ``separator`` joins them. The engine is :class:`agent_tokred.examples.ExamplePool`.
 
 Example:
     >>> from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
