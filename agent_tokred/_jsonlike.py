@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from typing import Any
 
 _FENCE = re.compile(r"^\s*```(?:json|javascript|js|python)?\s*\n(.*?)\n\s*```\s*$", re.S | re.I)
@@ -43,6 +44,15 @@ def _exact_float(literal: str) -> float | RawNumber:
     return value if repr(value) == literal else RawNumber(literal)
 
 
+def _literal(text: str) -> Any:
+    """``ast.literal_eval`` without the parser's warnings (``'\\d'`` in a tool output is data, not a bug
+    in the caller's code; Python 3.12+ would print a SyntaxWarning for it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.literal_eval(text)
+
+
 def parse_json_like(text: str, exact_numbers: bool = False) -> tuple[Any, str] | None:
     """Parse JSON, fenced JSON, JSON lines or a Python literal (``ast.literal_eval``, never ``eval``).
 
@@ -76,7 +86,7 @@ def parse_json_like(text: str, exact_numbers: bool = False) -> tuple[Any, str] |
             pass
     if len(stripped) <= _MAX_LITERAL_CHARS:
         try:
-            value = ast.literal_eval(stripped)
+            value = _literal(stripped)
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             return None
         if isinstance(value, (dict, list)):

@@ -216,3 +216,13 @@ def test_json_numbers_come_back_as_written(literal: str) -> None:
 def test_python_literal_with_non_finite_float_is_text_not_json() -> None:
     r = compress("{'a': 1e999, 'b': " + repr(list(range(200))) + "}", target_tokens=40, criterion="lexical")
     assert r.tokens_after <= 40 and "Infinity" not in r.text
+
+
+def test_python_literal_tool_output_with_backslashes_warns_nothing() -> None:
+    import warnings
+
+    text = "{'pattern': '\\d+\\.\\w', 'rows': " + repr(list(range(300))) + "}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a SyntaxWarning from the literal parser would fail here
+        r = compress(text, target_tokens=40, criterion="lexical")
+    assert r.tokens_after <= 40 and "\\\\d+" in r.text  # parsed as a literal: JSON escapes the backslash
