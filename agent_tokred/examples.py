@@ -352,9 +352,9 @@ def _resolve_formatter(formatter: Any) -> Formatter:
 
 def _resolve_embedder(embed: Any) -> tuple[EmbedFn, Callable[[str], Any], str | None]:
     if embed is None:
-        from .models import embed as minilm
+        from . import models
 
-        return minilm, lambda q: minilm([q])[0], "minilm"
+        return models.embed, models.embed_query, "minilm"
     if hasattr(embed, "embed_documents") and hasattr(embed, "embed_query"):
         return embed.embed_documents, embed.embed_query, None
     if callable(embed):

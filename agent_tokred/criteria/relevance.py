@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..models import DEFAULT_EMBEDDING_MODEL, embed
+from ..models import DEFAULT_EMBEDDING_MODEL, embed, embed_query
 from ..units import Unit
 from .base import minmax_normalize
 from .lexical import lexical
@@ -48,7 +48,7 @@ class RelevanceCriterion:
         texts = [u.text.strip() or "." for u in units]
         vecs = embed(texts, self.model)
         if query and query.strip():
-            target = embed([query.strip()], self.model)[0]
+            target = embed_query(query.strip(), self.model)
         else:
             centroid = vecs.mean(axis=0)
             target = centroid / (np.linalg.norm(centroid) or 1.0)
