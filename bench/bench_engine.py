@@ -12,6 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def head_criterion(units: Sequence[Unit], query: str | None) -> list[float]:
 
 
 def random_criterion(units: Sequence[Unit], query: str | None) -> list[float]:
-    rng = random.Random(hash(tuple(u.text for u in units[:3])) & 0xFFFF)
+    rng = random.Random(zlib.crc32("\x00".join(u.text for u in units[:3]).encode("utf-8", "surrogatepass")))
     return [rng.random() for _ in units]
 
 
