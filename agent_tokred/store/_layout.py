@@ -16,7 +16,7 @@ import base64
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +35,11 @@ STATE_PLAIN = "plain"
 STATE_VERBATIM = "verbatim"
 STATE_COMPRESSED = "compressed"
 STATE_MERGED = "merged"
+# Index paths of the vectors besides an item's own: a memory's passages, a merged memory's sources'
+# vectors ("src.NNNN") and its sources' passages ("src.pNNNN").
+PASSAGE_PATH = "psg."
+SOURCE_PATH = "src."
+SOURCE_PASSAGE_PATH = "src.p"
 
 Namespace = tuple[str, ...]
 
@@ -85,13 +90,34 @@ def decode_vector(data: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(data), dtype="<f4").astype(np.float32)
 
 
+def passage_path(i: int) -> str:
+    """Index path of a memory's ``i``-th passage vector (sorts after its text's path)."""
+    return f"{PASSAGE_PATH}{i:04d}"
+
+
+def path_rank(path: str) -> int:
+    """Row order of an item's vectors: its own (text or fields) first, its passages, then sources'."""
+    if path.startswith(SOURCE_PATH):
+        return 2
+    return 1 if path.startswith(PASSAGE_PATH) else 0
+
+
 def merged_vectors(
-    primary_path: str, mean: np.ndarray, sources: list[np.ndarray], dedupe: float = 0.97
+    primary_path: str,
+    mean: np.ndarray,
+    sources: list[np.ndarray],
+    passages: Sequence[np.ndarray] = (),
+    *,
+    max_passages: int = 64,
+    dedupe: float = 0.97,
 ) -> dict[str, str]:
-    """Index vectors of a merged memory: the size-weighted mean, then its distinct source vectors.
+    """Index vectors of a merged memory: the size-weighted mean, its sources' vectors and passages.
 
     Search max-pools over all of them (LangGraph's rule for multi-vector items), so merging never
-    hides a source from the query that would have found it; near-identical sources share one.
+    hides a source from the query that would have found it; near-identical vectors share one. Of
+    the sources' passage vectors at most ``max_passages`` are kept, farthest first: each next one is
+    the passage least like everything kept so far (a detail no other vector covers, such as a fact
+    deep in one tool output among many alike, goes before the twentieth record of one shape).
     """
     kept: list[np.ndarray] = []
     for vec in sources:
@@ -99,7 +125,19 @@ def merged_vectors(
         if all(float(unit @ k) < dedupe for k in kept):
             kept.append(unit)
     out = {primary_path: encode_vector(mean)}
-    out.update({f"src.{i:04d}": encode_vector(v) for i, v in enumerate(kept)})
+    out.update({f"{SOURCE_PATH}{i:04d}": encode_vector(v) for i, v in enumerate(kept)})
+    if not passages or max_passages <= 0:
+        return out
+    cand = np.stack([v / (np.linalg.norm(v) or 1.0) for v in passages]).astype(np.float32)
+    # nearest[i]: similarity of passage i to the closest vector kept so far
+    nearest = (cand @ np.stack(kept).T).max(axis=1) if kept else np.full(len(cand), -np.inf, np.float32)
+    for n in range(min(max_passages, len(cand))):
+        i = int(np.argmin(nearest))
+        if nearest[i] >= dedupe:
+            break
+        out[f"{SOURCE_PASSAGE_PATH}{n:04d}"] = encode_vector(cand[i])
+        nearest = np.maximum(nearest, cand @ cand[i])
+        nearest[i] = np.inf
     return out
 
 

@@ -190,4 +190,3 @@ def _search_item(item: Item, score: float | None) -> SearchItem:
         updated_at=item.updated_at,
         score=score,
     )
-

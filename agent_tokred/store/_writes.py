@@ -35,8 +35,10 @@ from ._layout import (
     encode_vector,
     merged_key,
     merged_vectors,
+    passage_path,
     vec_ns,
 )
+from ._passages import memory_passages
 from ._support import Fields, texts_for_index
 from .consolidate import ConsolidationReport, build_ops, fuse_to_budget, merged_value, select_work
 from .index import NamespaceIndex
@@ -59,6 +61,7 @@ class MemoryStats:
         merged_sources: original memories inside merged ones.
         live_tokens: tokens of the live memory texts (what search can return).
         raw_tokens: tokens of the original memories they stand for.
+        vectors: index vectors searched per query (whole texts, passages, merged sources').
     """
 
     namespaces: int
@@ -69,6 +72,7 @@ class MemoryStats:
     merged_sources: int
     live_tokens: int
     raw_tokens: int
+    vectors: int = 0
 
     @property
     def ratio(self) -> float:
@@ -120,10 +124,22 @@ class WritesMixin:
             plain.append(op)
         tf = self.policy.text_field
         texts: list[tuple[int, str, str]] = []
+        tokens: dict[int, int] = {}
         for i, op in enumerate(plain):
-            if op.value is not None and op.index is not False:
-                pairs = texts_for_index(op.value, op.index, self._fields, tf)
-                texts.extend((i, path, t) for path, t in pairs)
+            if op.value is None:
+                continue
+            text = op.value.get(tf)
+            if isinstance(text, str):
+                tokens[i] = self.counter.count(text)
+            if op.index is False:
+                continue
+            pairs = texts_for_index(op.value, op.index, self._fields, tf)
+            texts.extend((i, path, t) for path, t in pairs)
+            if isinstance(text, str) and op.index is None and self._fields is None:
+                # A memory in the default layout: long ones also get passage vectors.
+                p = self.policy
+                parts = memory_passages(text, tokens[i], p.passage_tokens, p.max_passages)
+                texts.extend((i, passage_path(j), part) for j, part in enumerate(parts))
         vectors = self._embed_documents([t for _, _, t in texts])
         vecs: dict[int, dict[str, str]] = {}
         for (i, path, _), vec in zip(texts, vectors, strict=True):
@@ -138,18 +154,16 @@ class WritesMixin:
                 inner += [PutOp(ns, op.key, None), PutOp(vec_ns(ns), op.key, None)]
                 records.append((op.key, None))
                 continue
-            rec = self._record(op.value, vecs.get(i, {}))
+            rec = self._record(op.value, vecs.get(i, {}), tokens.get(i, 0))
             inner += [PutOp(vec_ns(ns), op.key, rec, index=False), PutOp(ns, op.key, op.value, index=False)]
             records.append((op.key, rec))
         self._inner(inner)
         for key, record in records:
             idx.apply(key, record)
 
-    def _record(self, value: Any, vecs: dict[str, str]) -> dict[str, Any]:
-        text = value.get(self.policy.text_field)
-        is_memory = isinstance(text, str)
+    def _record(self, value: Any, vecs: dict[str, str], tokens: int) -> dict[str, Any]:
+        is_memory = isinstance(value.get(self.policy.text_field), str)
         kind = value.get(self.policy.kind_field)
-        tokens = self.counter.count(text) if is_memory else 0
         return {
             "seq": self._next_seq(),
             "kind": (kind if isinstance(kind, str) else "memory") if is_memory else None,
@@ -191,6 +205,8 @@ class WritesMixin:
         if len(rest) == 1:
             rec = records[rest[0]]
             tokens = int(rec.get("tokens", 0))
+            vecs = {tf: vec_of[rest[0]]} if rest[0] in vec_of else {}
+            vecs.update({passage_path(j): v for j, v in enumerate(rec.get("passages") or [])})
             restored = {
                 "seq": int(rec.get("seq", 0)),
                 "kind": rec.get("kind") or "memory",
@@ -199,7 +215,7 @@ class WritesMixin:
                 "tokens": tokens,
                 "raw_tokens": tokens,
                 "size": 1,
-                "vecs": {tf: vec_of[rest[0]]} if rest[0] in vec_of else {},
+                "vecs": vecs,
             }
             ops += [(ns, rest[0], dict(rec["value"])), (vec_ns(ns), rest[0], restored)]
             ops.append((archive_ns(ns), rest[0], None))
@@ -210,6 +226,8 @@ class WritesMixin:
             key = merged_key(ns, rest)
             ops.append((ns, key, merged_value(self.policy, meta.kind, text, rest, len(rest), raw)))
             vectors = [decode_vector(v) for v in vec_of.values()]
+            passages = [decode_vector(v) for s in rest for v in records[s].get("passages") or []]
+            cap = self.policy.max_merged_passages
             merged = {
                 "seq": max(int(records[s].get("seq", 0)) for s in rest),
                 "kind": meta.kind,
@@ -219,7 +237,9 @@ class WritesMixin:
                 "raw_tokens": raw,
                 "size": len(rest),
                 "sources": rest,
-                "vecs": merged_vectors(tf, np.mean(vectors, axis=0), vectors) if vectors else {},
+                "vecs": (
+                    merged_vectors(tf, np.mean(vectors, axis=0), vectors, passages, max_passages=cap) if vectors else {}
+                ),
             }
             ops.append((vec_ns(ns), key, merged))
         return ops
@@ -313,6 +333,7 @@ class WritesMixin:
             merged_sources=sum(m.size for m in merged),
             live_tokens=sum(m.tokens for m in mems),
             raw_tokens=sum(m.raw_tokens for m in mems),
+            vectors=sum(idx.vector_count() for idx in idxs),
         )
 
     async def astats(self, namespace_prefix: tuple[str, ...] = ()) -> MemoryStats:

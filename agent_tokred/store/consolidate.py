@@ -30,10 +30,12 @@ from ._layout import (
     merged_vectors,
     vec_ns,
 )
+from ._passages import novelty_scores
 from .index import ItemMeta, NamespaceIndex
 from .policy import MergePolicy
 
 Op = tuple[Namespace, str, dict[str, Any] | None]
+DETAIL_LINE_TOKENS = 64  # lines up to this long may be kept verbatim when a merged text is compressed
 CompressFn = Callable[[str, float | None, int | None], str]
 CountFn = Callable[[str], int]
 
@@ -158,7 +160,8 @@ def _merge_rounds(nodes: list[_Node], policy: MergePolicy) -> list[_Node]:
     return nodes
 
 
-def _archive_record(meta: ItemMeta, item: Item, vec: np.ndarray | None, live_text: str) -> dict[str, Any]:
+def _archive_record(meta: ItemMeta, item: Item, index: NamespaceIndex, live_text: str) -> dict[str, Any]:
+    vec = index.primary_vector(meta.key)
     return {
         "value": dict(item.value),
         "created_at": iso(item.created_at),
@@ -168,6 +171,7 @@ def _archive_record(meta: ItemMeta, item: Item, vec: np.ndarray | None, live_tex
         "tokens": meta.raw_tokens,
         "vec": encode_vector(vec) if vec is not None else None,
         "live_text": live_text,
+        "passages": [encode_vector(v) for v in index.passage_vectors(meta.key)],
     }
 
 
@@ -206,6 +210,7 @@ def fuse_to_budget(
     The first ``kept`` texts are an existing merged memory's text, already within an earlier
     budget: when the fusion is over budget, only the other texts are compressed, into the room
     left, so a memory that keeps growing is not compressed again and again (losses would compound).
+    What is compressed keeps its most novel short lines whole (:func:`compress_keeping_details`).
     """
     fused = fuse_texts(texts, keep_similar=policy.keep_similar_lines)
     budget = merged_budget(policy, raw_tokens)
@@ -218,9 +223,44 @@ def fuse_to_budget(
             seen = set(base.splitlines())
             new = fuse_texts(texts[kept:], keep_similar=policy.keep_similar_lines)
             new = "\n".join(line for line in new.splitlines() if line not in seen)
-            extra = compress(new, None, room) if count(new) > room else new
+            extra = compress_keeping_details(new, room, count, compress) if count(new) > room else new
             return f"{base}\n{extra}" if extra else base
-    return compress(fused, None, budget)
+    return compress_keeping_details(fused, budget, count, compress)
+
+
+def compress_keeping_details(text: str, budget: int, count: CountFn, compress: CompressFn) -> str:
+    """Compress ``text`` to ``budget`` tokens, keeping its most novel short lines verbatim.
+
+    Short lines (at most ``DETAIL_LINE_TOKENS``) ranked by lexical novelty among the text's lines
+    (a note amid repeated tool outputs, an error among log lines) are kept whole, in their order,
+    within half the budget; the engine compresses the rest into the room left. Falls back to
+    compressing everything when nothing qualifies or the result would not fit.
+
+    Example:
+        >>> words = lambda t: len(t.split())
+        >>> first = lambda t, rate, n: " ".join(t.split()[:n])
+        >>> text = "\\n".join(["data: " + "1, " * 60, "note: the code is 42", "data: " + "2, " * 60])
+        >>> compress_keeping_details(text, 40, words, first).splitlines()[0]
+        'note: the code is 42'
+    """
+    lines = text.splitlines()
+    sizes = [count(line) for line in lines]
+    novelty = novelty_scores(lines)
+    short = sorted((i for i, n in enumerate(sizes) if n <= DETAIL_LINE_TOKENS), key=lambda i: -novelty[i])
+    keep: set[int] = set()
+    used = 0
+    for i in short:
+        if novelty[i] > 0 and used + sizes[i] + 1 <= budget // 2:
+            keep.add(i)
+            used += sizes[i] + 1
+    head = "\n".join(lines[i] for i in sorted(keep))
+    room = budget - count(head) - 1
+    if not keep or room < 32:
+        return compress(text, None, budget)
+    rest = "\n".join(line for i, line in enumerate(lines) if i not in keep)
+    tail = compress(rest, None, room) if count(rest) > room else rest
+    out = f"{head}\n{tail}" if tail else head
+    return out if count(out) <= budget else compress(text, None, budget)
 
 
 def build_ops(
@@ -251,8 +291,7 @@ def build_ops(
         if tokens >= meta.tokens:
             short, tokens = text, meta.tokens
         live_text[meta.key] = short
-        vec = index.primary_vector(meta.key)
-        ops[(archive_ns(ns), meta.key)] = _archive_record(meta, item, vec, short)
+        ops[(archive_ns(ns), meta.key)] = _archive_record(meta, item, index, short)
         archived.add(meta.key)
         value = {k: v for k, v in item.value.items()}
         value[tf] = short
@@ -283,8 +322,7 @@ def build_ops(
                 continue
             sources.append(m.key)
             if m.key not in archived and m.state != STATE_COMPRESSED:
-                own = index.primary_vector(m.key)
-                ops[(archive_ns(ns), m.key)] = _archive_record(m, item, own, texts[-1])
+                ops[(archive_ns(ns), m.key)] = _archive_record(m, item, index, texts[-1])
         kind = present[0].kind
         size = sum(m.size for m in present)
         raw = sum(m.raw_tokens for m in present)
@@ -294,6 +332,12 @@ def build_ops(
             ops[(ns, m.key)] = None
             ops[(vec_ns(ns), m.key)] = None
         ops[(ns, key)] = merged_value(policy, kind, text, sources, size, raw)
+        wholes: list[np.ndarray] = []
+        passages: list[np.ndarray] = []
+        for m in ordered:
+            own, deep = index.source_vectors(m.key)
+            wholes += own
+            passages += deep
         ops[(vec_ns(ns), key)] = {
             "seq": max(m.seq for m in present),
             "kind": kind,
@@ -303,7 +347,7 @@ def build_ops(
             "raw_tokens": raw,
             "size": size,
             "sources": sources,
-            "vecs": merged_vectors(tf, vec, [v for m in present for v in index.source_vectors(m.key)]),
+            "vecs": merged_vectors(tf, vec, wholes, passages, max_passages=policy.max_merged_passages),
         }
         stats["merged"] += 1
         stats["merged_sources"] += len(present)

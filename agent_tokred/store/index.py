@@ -17,9 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from ._layout import STATE_MERGED, STATE_PLAIN, Namespace, decode_vector
-
-SOURCE_PATH = "src."
+from ._layout import (
+    PASSAGE_PATH,
+    SOURCE_PASSAGE_PATH,
+    SOURCE_PATH,
+    STATE_MERGED,
+    STATE_PLAIN,
+    Namespace,
+    decode_vector,
+    path_rank,
+)
 
 
 @dataclass
@@ -37,6 +44,7 @@ class ItemMeta:
     sources: tuple[str, ...] = ()
     record: dict[str, Any] = field(default_factory=dict, repr=False)
     rows: list[int] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # the index path of each row
 
     @property
     def is_memory(self) -> bool:
@@ -97,10 +105,12 @@ class NamespaceIndex:
             vecs = record.get("vecs") or {}
             ordinal = len(self._keys)
             self._keys.append(key)
-            # The primary vector (a memory's text, a merged memory's weighted mean) comes first; a
-            # merged memory's source vectors ("src.N") follow, so search still finds each source.
-            for path in sorted(vecs, key=lambda p: (p.startswith(SOURCE_PATH), p)):
+            # The primary vector (a memory's text, a merged memory's weighted mean) comes first, then
+            # a long memory's passages, then a merged memory's source vectors and their passages
+            # ("src."), so search still finds each source and what lies deep inside it.
+            for path in sorted(vecs, key=lambda p: (path_rank(p), p)):
                 meta.rows.append(self._append(ordinal, decode_vector(vecs[path])))
+                meta.paths.append(path)
             if not meta.rows:
                 self._unscored.add(key)
             self.meta[key] = meta
@@ -126,6 +136,7 @@ class NamespaceIndex:
             self._n, self._dead, self._identity = 0, 0, True
             for m in self.meta.values():
                 m.rows.clear()
+                m.paths.clear()
         if self._n == self._mat.shape[0]:
             grow = max(16, self._n)
             self._mat = np.concatenate([self._mat, np.zeros((grow, self._mat.shape[1]), np.float32)])
@@ -186,7 +197,7 @@ class NamespaceIndex:
         return keys, ordinals, best[ordinals], unscored
 
     def primary_vector(self, key: str) -> np.ndarray | None:
-        """The first vector of an item (memories have exactly one: their text)."""
+        """The first vector of an item (a memory's whole text; a merged memory's weighted mean)."""
         with self._lock:
             m = self.meta.get(key)
             if m is None or not m.rows:
@@ -202,14 +213,40 @@ class NamespaceIndex:
                 out.append(self._mat[m.rows[0]].copy() if m is not None and m.rows else None)
             return out
 
-    def source_vectors(self, key: str) -> list[np.ndarray]:
-        """The vectors a merged memory is searched by (its sources'), or an item's primary one."""
+    def source_vectors(self, key: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """What a merge carries over from an item: its whole-text vectors and its passage vectors.
+
+        A merged memory gives its sources' vectors and their passages, any other item its primary
+        vector and its own passages.
+        """
         with self._lock:
             m = self.meta.get(key)
             if m is None or not m.rows:
+                return [], []
+            if m.state != STATE_MERGED or len(m.rows) == 1:
+                own = [self._mat[r].copy() for r, p in zip(m.rows, m.paths, strict=True) if p.startswith(PASSAGE_PATH)]
+                return [self._mat[m.rows[0]].copy()], own
+            wholes: list[np.ndarray] = []
+            passages: list[np.ndarray] = []
+            for row, path in zip(m.rows, m.paths, strict=True):
+                if path.startswith(SOURCE_PASSAGE_PATH):
+                    passages.append(self._mat[row].copy())
+                elif path.startswith(SOURCE_PATH):
+                    wholes.append(self._mat[row].copy())
+            return wholes, passages
+
+    def passage_vectors(self, key: str) -> list[np.ndarray]:
+        """A memory's own passage vectors, best first (none for short or merged memories)."""
+        with self._lock:
+            m = self.meta.get(key)
+            if m is None:
                 return []
-            rows = m.rows[1:] if m.state == STATE_MERGED and len(m.rows) > 1 else m.rows[:1]
-            return [self._mat[r].copy() for r in rows]
+            return [self._mat[r].copy() for r, p in zip(m.rows, m.paths, strict=True) if p.startswith(PASSAGE_PATH)]
+
+    def vector_count(self) -> int:
+        """Live vectors in the index (rows searched per query)."""
+        with self._lock:
+            return self._n - self._dead
 
     def memories(self) -> list[ItemMeta]:
         """Live memories, newest first."""

@@ -10,6 +10,8 @@ merged memories, the archived original); ``search`` returns the *live view*: rec
 compressed ones and merged ones, each merged value carrying ``_tokred.sources``. A merged memory is
 ranked by the best of its sources' vectors (LangGraph's max over an item's vectors), so merging
 never hides a memory from the query that would have found it; the size-weighted mean decides merges.
+A long memory also gets a few passage vectors (:mod:`agent_tokred.store._passages`), so search finds
+details past what the embedding model reads of a whole text; merged memories keep them too.
 
 Semantics worth knowing: a batch's reads see the state before its writes; writes to one namespace
 are serialised (threads and asyncio tasks), consolidations are all-or-nothing (journal); deleting a

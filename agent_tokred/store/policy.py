@@ -44,6 +44,13 @@ class MergePolicy(BaseModel):
         batch_every: writes to a namespace between two consolidations in ``"batched"`` mode.
         max_rounds: bipartite matching rounds per consolidation (each can halve a tier).
         merges_per_round: cap on merges per round (ToMe's ``r``); ``None`` for no cap.
+        passage_tokens: size of a passage of a long memory, in tokens; memories over twice this
+            get passage vectors besides their whole-text one, so search sees inside them (an
+            embedding model reads only a text's first few hundred word pieces).
+        max_passages: passage vectors per memory (the head, then the most novel passages);
+            ``0`` turns passages off. Each costs up to ``passage_tokens`` of embedding at write.
+        max_merged_passages: passage vectors a merged memory keeps from its sources (the least
+            alike first); its sources' whole-text vectors are always kept.
         text_field: top-level field holding a memory's text.
         kind_field: top-level field naming a memory's kind (missing: ``"memory"``).
         max_value_bytes: largest JSON-encoded value accepted by ``put``.
@@ -63,6 +70,9 @@ class MergePolicy(BaseModel):
     batch_every: int = Field(default=64, ge=1)
     max_rounds: int = Field(default=3, ge=1, le=32)
     merges_per_round: int | None = Field(default=None, ge=1)
+    passage_tokens: int = Field(default=96, ge=16)
+    max_passages: int = Field(default=8, ge=0, le=64)
+    max_merged_passages: int = Field(default=64, ge=0)
     text_field: str = Field(default="text", min_length=1)
     kind_field: str = Field(default="kind", min_length=1)
     max_value_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
