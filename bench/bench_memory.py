@@ -4,18 +4,22 @@ History: the BFCL v4 ``multi_turn_long_context`` trajectories replayed offline (
 the simulated backends, see :mod:`bench.bfcl`), concatenated into one long agent history in one
 namespace: each user request, each tool call with its output, each closing answer is one memory.
 Facts are planted at evenly spaced points: half as user turns ("remember: ..."), half as a note line
-at the top of a real tool output. Questions about them are asked at the end.
+at the top of a real tool output; "deep" facts go in the middle of long tool outputs (past the 256
+word pieces MiniLM reads, so only the store's passage vectors can find them). Questions about them
+are asked at the end.
 
 Reported per backend (InMemoryStore, SQLite file, PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` is set):
 stored tokens (the live view search returns) vs raw, recall@5 of the planted facts (the answer is in a
 top-5 result's text; "provenance": a top-5 result stands for the fact's turn) for the merging store and
-for the same store with merging and compression off, write and search latency (p50/p95). Embeddings:
+for the same store with merging and compression off, index vectors, write and search latency (p50/p95),
+and MiniLM's cost per long memory with and without its passages. Embeddings:
 the shipped MiniLM, computed once and cached on disk, so write latency is the store's own work (MiniLM
 per item is reported apart); search latency includes MiniLM on the query. A 10k-item store measures
 search latency at scale (:mod:`bench._memory_scale`): new and repeated queries, and the store's own share.
 
 Usage:
     python -m bench.bench_memory [--quick] [--out bench/out] [--backends memory,sqlite,postgres]
+        [--max-passages N]    # the store's policy (0: no passage vectors, as before they existed)
 """
 
 from __future__ import annotations
@@ -23,13 +27,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import random
 import statistics
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,93 +44,11 @@ from agent_tokred.models import cache_dir, embed_query
 from agent_tokred.models import embed as minilm
 from agent_tokred.store import MergingStore
 
+from ._memory_history import Fact, build_history
 from ._memory_scale import run_scale, scale_table
 from .common import OUT, markdown_table, normalize_answer, write_outputs
 
 NS = ("agent", "history")
-PLACES = ["north warehouse", "lab 7", "the rooftop garden", "server room B", "the marina office", "gym locker 12"]
-PEOPLE = ["Priya", "Tomasz", "Keiko", "Oluwaseun", "Mateo", "Ingrid", "Farah", "Declan"]
-TEMPLATES = [
-    ("the access code for {p} is {v}", "what is the access code for {p}?", "code"),
-    ("{q}'s passport number is {v}", "what is {q}'s passport number?", "passport"),
-    ("the wifi password at {p} is {v}", "what is the wifi password at {p}?", "word"),
-    ("{q} moved the team offsite to {v}", "where did {q} move the team offsite to?", "city"),
-    ("{q}'s emergency contact phone is {v}", "what is {q}'s emergency contact phone?", "phone"),
-    ("the parking spot reserved for {q} is {v}", "which parking spot is reserved for {q}?", "spot"),
-]
-CITIES = ["Lisbon", "Tallinn", "Hobart", "Valparaiso", "Kraków", "Nagoya", "Tromsø", "Cusco", "Windhoek", "Ghent"]
-
-
-@dataclass(frozen=True)
-class Fact:
-    key: str
-    text: str
-    question: str
-    answer: str
-    where: str  # "turn" or "tool"
-
-
-def _value(kind: str, rng: random.Random) -> str:
-    if kind == "code":
-        return f"{rng.randint(1000, 9999)}-{rng.choice('ABCDEFGHJK')}"
-    if kind == "passport":
-        return f"X{rng.randint(10_000_000, 99_999_999)}"
-    if kind == "word":
-        return f"{rng.choice(['amber', 'cobalt', 'saffron', 'teal'])}-{rng.choice(['otter', 'falcon', 'lynx'])}-{rng.randint(10, 99)}"
-    if kind == "city":
-        return rng.choice(CITIES)
-    if kind == "phone":
-        return f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
-    return f"P{rng.randint(1, 9)}-{rng.randint(100, 999)}"
-
-
-def make_facts(n: int, seed: int = 7) -> list[Fact]:
-    rng = random.Random(seed)
-    facts: list[Fact] = []
-    seen: set[str] = set()
-    while len(facts) < n:
-        text, question, kind = rng.choice(TEMPLATES)
-        p, q = rng.choice(PLACES), rng.choice(PEOPLE)
-        if (text, p, q) in seen:
-            continue
-        seen.add((text, p, q))  # type: ignore[arg-type]
-        value = _value(kind, rng)
-        where = "turn" if len(facts) % 2 == 0 else "tool"
-        facts.append(
-            Fact(f"fact{len(facts):03d}", text.format(p=p, q=q, v=value), question.format(p=p, q=q), value, where)
-        )
-    return facts
-
-
-def build_history(n_trajectories: int | None, n_facts: int) -> tuple[list[tuple[str, dict[str, Any]]], list[Fact]]:
-    """The long history as (key, value) memories, oldest first, with the facts planted."""
-    from .bfcl import closing_text, load_trajectories
-
-    items: list[tuple[str, dict[str, Any]]] = []
-    for ti, traj in enumerate(load_trajectories(limit=n_trajectories)):
-        for ui, turn in enumerate(traj.turns):
-            items.append((f"t{ti:03d}u{ui}", {"text": f"user: {turn.user_text}", "kind": "human"}))
-            for ci, call in enumerate(turn.calls):
-                text = f"tool {call.name}({call.args}) result: {call.output_text}"
-                items.append((f"t{ti:03d}u{ui}c{ci}", {"text": text, "kind": "tool"}))
-            items.append((f"t{ti:03d}u{ui}a", {"text": f"assistant: {closing_text(turn)}", "kind": "ai"}))
-    facts = make_facts(n_facts)
-    tool_slots = [i for i, (_, v) in enumerate(items) if v["kind"] == "tool"]
-    inserts: list[tuple[int, tuple[str, dict[str, Any]]]] = []
-    for j, fact in enumerate(facts):
-        spot = (j + 0.5) / len(facts)  # evenly spread over the history
-        if fact.where == "tool":
-            i = tool_slots[int(spot * len(tool_slots))]
-            key, value = items[i]
-            head, _, rest = value["text"].partition(" result: ")
-            items[i] = (key, {**value, "text": f"{head} result: note: {fact.text}.\n{rest}"})
-            facts[j] = Fact(key, fact.text, fact.question, fact.answer, "tool")
-        else:
-            turn = {"text": f"user: please remember that {fact.text}.", "kind": "human"}
-            inserts.append((int(spot * len(items)), (fact.key, turn)))
-    for pos, item in reversed(inserts):
-        items.insert(pos, item)
-    return items, facts
 
 
 class CachedMiniLM(Embeddings):
@@ -138,6 +58,7 @@ class CachedMiniLM(Embeddings):
         self.path = path
         self.cache: dict[str, np.ndarray] = {}
         self.embed_seconds: list[float] = []
+        self.calls: list[list[str]] = []  # texts of each embed_documents call (one put: text + passages)
         if path.exists():
             with np.load(path) as data:
                 self.cache = {k: data[k] for k in data.files}
@@ -147,6 +68,7 @@ class CachedMiniLM(Embeddings):
         return "h" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
         missing = [t for t in texts if self._key(t) not in self.cache]
         if missing:
             start = time.perf_counter()
@@ -195,8 +117,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def evaluate(store: MergingStore, facts: list[Fact]) -> dict[str, Any]:
-    content = {"turn": [], "tool": []}  # type: dict[str, list[bool]]
-    provenance: list[bool] = []
+    content = {"turn": [], "tool": [], "deep": []}  # type: dict[str, list[bool]]
+    provenance = {"turn": [], "tool": [], "deep": []}  # type: dict[str, list[bool]]
     latency: list[float] = []
     for fact in facts:
         start = time.perf_counter()
@@ -205,22 +127,31 @@ def evaluate(store: MergingStore, facts: list[Fact]) -> dict[str, Any]:
         answer = normalize_answer(fact.answer)
         content[fact.where].append(any(answer in normalize_answer(str(h.value.get("text", ""))) for h in hits))
         sources = [s for h in hits for s in (h.value.get("_tokred") or {}).get("sources", [h.key])]
-        provenance.append(fact.key in sources)
+        provenance[fact.where].append(fact.key in sources)
     all_hits = content["turn"] + content["tool"]
+    all_prov = provenance["turn"] + provenance["tool"]
     return {
         "recall_at_5": sum(all_hits) / len(all_hits),
         "recall_at_5_turn_facts": sum(content["turn"]) / max(1, len(content["turn"])),
         "recall_at_5_tool_facts": sum(content["tool"]) / max(1, len(content["tool"])),
-        "recall_at_5_provenance": sum(provenance) / len(provenance),
+        "recall_at_5_deep_facts": sum(content["deep"]) / max(1, len(content["deep"])),
+        "recall_at_5_provenance": sum(all_prov) / len(all_prov),
+        "recall_at_5_deep_provenance": sum(provenance["deep"]) / max(1, len(provenance["deep"])),
         "search_p50_ms": _pct(latency, 50),
         "search_p95_ms": _pct(latency, 95),
     }
 
 
 def run_history(
-    backend: str, items: list[tuple[str, dict[str, Any]]], facts: list[Fact], emb: Embeddings, merging: bool
+    backend: str,
+    items: list[tuple[str, dict[str, Any]]],
+    facts: list[Fact],
+    emb: Embeddings,
+    merging: bool,
+    passages: dict[str, Any],
 ) -> dict[str, Any]:
     policy: dict[str, Any] = {} if merging else {"recent_items": 10**9, "mode": "manual"}
+    policy.update(passages)
     with open_backend(backend) as inner:
         store = MergingStore(inner, embed=emb, **policy)
         write: list[float] = []
@@ -240,6 +171,7 @@ def run_history(
         "merged": stats.merged,
         "merged_sources": stats.merged_sources,
         "compressed": stats.compressed,
+        "index_vectors": stats.vectors,
         "raw_tokens": stats.raw_tokens,
         "stored_tokens": stats.live_tokens,
         "stored_ratio": stats.ratio,
@@ -250,18 +182,52 @@ def run_history(
     }
 
 
-def run(quick: bool, out_dir: Path, backends: list[str] | None = None) -> dict[str, Any]:
-    """Run the bench; writes ``bench_memory.md`` / ``.json`` to ``out_dir`` and returns the numbers."""
+def minilm_write_cost(calls: list[list[str]], n: int = 12) -> dict[str, float]:
+    """MiniLM's time (uncached, ms, median) for the ``n`` puts that embedded the most passages:
+    the whole text alone vs the text and its passages (what a write costs without the bench's cache)."""
+    calls = sorted((c for c in calls if len(c) > 1), key=len, reverse=True)[:n]
+    if not calls:
+        return {}
+    minilm([calls[0][0]])  # warm
+    whole, full = [], []
+    for texts in calls:
+        t = time.perf_counter()
+        minilm(texts[:1])
+        whole.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        minilm(texts)
+        full.append(time.perf_counter() - t)
+    return {
+        "long_memories_timed": len(calls),
+        "passages_per_long_memory": statistics.median(len(c) - 1 for c in calls),
+        "minilm_whole_ms": statistics.median(whole) * 1000,
+        "minilm_with_passages_ms": statistics.median(full) * 1000,
+    }
+
+
+def run(
+    quick: bool, out_dir: Path, backends: list[str] | None = None, max_passages: int | None = None
+) -> dict[str, Any]:
+    """Run the bench; writes ``bench_memory.md`` / ``.json`` to ``out_dir`` and returns the numbers.
+
+    ``max_passages``: the store's passage vectors per memory (``None``: the policy default).
+    """
     if backends is None:
         backends = ["memory", "sqlite"] + (["postgres"] if os.environ.get("AGENT_TOKRED_POSTGRES_URI") else [])
-    items, facts = build_history(40 if quick else None, 16 if quick else 40)
+    items, facts = build_history(40 if quick else None, 16 if quick else 40, 4 if quick else 20)
+    passages: dict[str, Any] = {} if max_passages is None else {"max_passages": max_passages}
     emb = CachedMiniLM(cache_dir() / "bench" / "bench_memory_minilm.npz")
-    emb.embed_documents([v["text"] for _, v in items])  # compute (or load) once
+    warm = MergingStore(embed=emb, mode="manual", **passages)  # texts and passages, computed (or loaded) once
+    for key, value in items:
+        warm.put(NS, key, value)
     emb.save()
+    puts = sum(1 for c in emb.calls if c)
+    embedded = sum(len(c) for c in emb.calls)
+    write_cost = minilm_write_cost(emb.calls)
     history = []
     for backend in backends:
         for merging in (True, False):
-            history.append(run_history(backend, items, facts, emb, merging))
+            history.append(run_history(backend, items, facts, emb, merging, passages))
             print(history[-1])
     texts = [v["text"] for _, v in items]
     scale = []
@@ -274,14 +240,19 @@ def run(quick: bool, out_dir: Path, backends: list[str] | None = None) -> dict[s
     raw = {
         "quick": quick,
         "trajectories": 40 if quick else 200,
-        "facts": len(facts),
+        "facts": sum(1 for f in facts if f.where != "deep"),
+        "deep_facts": sum(1 for f in facts if f.where == "deep"),
         "history": history,
         "scale": scale,
         "minilm_embed_ms_per_item": embed_ms,
+        "max_passages": warm.policy.max_passages,
+        "vectors_embedded_per_memory": embedded / max(1, puts),
+        "minilm_write_cost": write_cost,
         "load_average": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
         "cpus": os.cpu_count(),
     }
     cmd = f"python -m bench.bench_memory{' --quick' if quick else ''} --backends {','.join(backends)}"
+    cmd += f" --max-passages {max_passages}" if max_passages is not None else ""
     md = _markdown(raw, cmd)
     write_outputs(out_dir, "bench_memory", md, raw)
     return raw
@@ -300,8 +271,9 @@ def _markdown(raw: dict[str, Any], cmd: str) -> str:
                 f"{r['stored_tokens']:,}",
                 f"{r['stored_ratio']:.1%}",
                 f"{r['recall_at_5']:.3f}",
-                f"{r['recall_at_5_turn_facts']:.2f} / {r['recall_at_5_tool_facts']:.2f}",
-                f"{r['recall_at_5_provenance']:.3f}",
+                f"{r['recall_at_5_turn_facts']:.2f} / {r['recall_at_5_tool_facts']:.2f} / {r['recall_at_5_deep_facts']:.2f}",
+                f"{r['recall_at_5_provenance']:.3f} / {r['recall_at_5_deep_provenance']:.2f}",
+                f"{r['index_vectors']:,}",
                 f"{r['write_p50_ms']:.1f} / {r['write_p95_ms']:.1f}",
                 f"{r['search_p50_ms']:.1f} / {r['search_p95_ms']:.1f}",
             ]
@@ -316,17 +288,23 @@ def _markdown(raw: dict[str, Any], cmd: str) -> str:
             "stored tokens",
             "stored/raw",
             "recall@5",
-            "recall@5 turn/tool facts",
-            "recall@5 provenance",
+            "recall@5 turn / tool / deep facts",
+            "recall@5 provenance (deep)",
+            "index vectors",
             "write p50/p95 ms",
             "search p50/p95 ms",
         ],
         rows,
         caption=(
             f"Long BFCL v4 agent history ({raw['trajectories']} trajectories replayed) with {raw['facts']} "
-            "planted facts (half as user turns, half as a note atop a real tool output); o200k_base tokens; "
-            "recall@5: the answer is in a top-5 result's text (provenance: a top-5 result stands for the "
-            "fact's turn); MiniLM embeddings precomputed and cached on disk"
+            "planted facts (half as user turns, half as a note atop a real tool output) and "
+            f"{raw['deep_facts']} deep ones (in the middle of a long tool output); o200k_base tokens; "
+            "recall@5 (of the turn and tool facts): the answer is in a top-5 result's text (provenance: a "
+            "top-5 result stands for the fact's turn); "
+            f"passage vectors: up to {raw['max_passages']} per long memory "
+            f"({raw['vectors_embedded_per_memory']:.2f} vectors embedded per memory)"
+            + _write_cost_text(raw.get("minilm_write_cost") or {})
+            + "; MiniLM embeddings precomputed and cached on disk"
             + (
                 f" (MiniLM itself: {raw['minilm_embed_ms_per_item']:.1f} ms/item in batches of 100 this run)"
                 if raw["minilm_embed_ms_per_item"] == raw["minilm_embed_ms_per_item"]
@@ -339,13 +317,24 @@ def _markdown(raw: dict[str, Any], cmd: str) -> str:
     return f"# Merging memory store\n\n{history}\n{scale}"
 
 
+def _write_cost_text(cost: dict[str, float]) -> str:
+    if not cost:
+        return ""
+    return (
+        f"; MiniLM per long memory (median of the {cost['long_memories_timed']} with most passages, uncached): "
+        f"{cost['minilm_whole_ms']:.0f} ms for its text, {cost['minilm_with_passages_ms']:.0f} ms with its "
+        f"{cost['passages_per_long_memory']:.0f} passages"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="merging memory store bench")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--backends", default=None, help="comma-separated: memory,sqlite,postgres")
+    parser.add_argument("--max-passages", type=int, default=None, help="passage vectors per memory (0: none)")
     args = parser.parse_args()
-    run(args.quick, args.out, args.backends.split(",") if args.backends else None)
+    run(args.quick, args.out, args.backends.split(",") if args.backends else None, args.max_passages)
     return 0
 
 
