@@ -181,7 +181,7 @@ def run_speed(quick: bool) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False, out_dir: Path = OUT) -> dict[str, Any]:
+def run(quick: bool = False, out_dir: Path = OUT, model_cap: int | None = None) -> dict[str, Any]:
     n = 20 if quick else 200
     items = build_nq(n)
     criteria: dict[str, Any] = {
@@ -193,7 +193,7 @@ def run(quick: bool = False, out_dir: Path = OUT) -> dict[str, Any]:
         "relevance+lexical (auto)": resolve_criterion("relevance", {"lexical_weight": 0.3}),
     }
     # Model criteria cost a transformer pass per question (minutes on 2 shared cores): fewer questions.
-    model_cap = 10 if quick else 40
+    model_cap = model_cap or (10 if quick else 40)
     limits: dict[str, int] = {"relevance": model_cap, "relevance+lexical (auto)": model_cap}
     for extra, cap in (("attention", model_cap), ("self_information", 5 if quick else 12), ("learned", n)):
         try:
@@ -204,7 +204,8 @@ def run(quick: bool = False, out_dir: Path = OUT) -> dict[str, Any]:
     raw: dict[str, Any] = {"nq": run_nq(items, criteria, limits)}
     raw["kv"] = run_kv(20 if quick else 200)
     raw["speed"] = run_speed(quick)
-    cmd = f"python -m bench.bench_engine{' --quick' if quick else ''}"
+    cap_arg = f" --model-cap {model_cap}" if model_cap != (10 if quick else 40) else ""
+    cmd = f"python -m bench.bench_engine{' --quick' if quick else ''}{cap_arg}"
     md = ["### Answer retention on NQ (gold passage + 19 hard distractors, query-aware, o200k_base)\n",
           markdown_table(["criterion", "n", *[f"keep {int(r * 100)}%" for r in RATES], "over budget",
                           "budget used (median)"],
@@ -230,8 +231,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model-cap", type=int, default=None,
+                        help="questions for relevance/attention (default 40; self-information stays at 12)")
     args = parser.parse_args()
-    run(args.quick, args.out)
+    run(args.quick, args.out, args.model_cap)
     print((args.out / "engine.md").read_text())
 
 
