@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InvalidInputError
+from ..store import _layout as layout
 
 
 class MemoryPolicy(BaseModel):
@@ -42,7 +44,7 @@ class MemoryPolicy(BaseModel):
     def _check(self) -> MemoryPolicy:
         if self.keep_tokens is not None and self.keep_tokens > self.context_tokens:
             raise ValueError(f"keep_tokens ({self.keep_tokens}) must be <= context_tokens ({self.context_tokens})")
-        check_namespace(self.namespace_prefix, "namespace_prefix")
+        check_namespace(self.namespace_prefix, "namespace_prefix", for_write=False)
         return self
 
     @property
@@ -51,11 +53,13 @@ class MemoryPolicy(BaseModel):
         return self.keep_tokens if self.keep_tokens is not None else int(self.context_tokens * 0.6)
 
 
-def check_namespace(ns: tuple[str, ...], what: str) -> tuple[str, ...]:
-    """Labels LangGraph stores accept: non-empty strings without dots (raises ``ValueError`` naming them)."""
-    bad = [label for label in ns if not isinstance(label, str) or not label or "." in label]
-    if bad:
-        raise ValueError(f"{what} labels must be non-empty strings without dots, got {bad!r} in {ns!r}")
+def check_namespace(ns: tuple[str, ...], what: str, *, for_write: bool = True) -> tuple[str, ...]:
+    """The store's own label rules (:func:`agent_tokred.store._layout.check_namespace`), as a ``ValueError``
+    naming ``what``; ``for_write=False`` allows an empty tuple (a prefix)."""
+    try:
+        layout.check_namespace(tuple(ns), for_write=for_write)
+    except InvalidNamespaceError as exc:
+        raise ValueError(f"{what} labels must be non-empty strings without dots: {exc}") from None
     return ns
 
 
