@@ -158,13 +158,18 @@ def test_merging_store_never_merges_or_returns_across_namespaces() -> None:
     tally("isolation:merging store", cases=2, leaks=0)
 
 
+def _runtime(user_id: str) -> SimpleNamespace:
+    """What the middleware reads from a run: no store or context, a user id in ``configurable``."""
+    return SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": user_id, "thread_id": "1"}})
+
+
 def test_memory_middleware_keeps_users_apart() -> None:
     memory_mod = pytest.importorskip("agent_tokred.integration.memory")
     store = merging_store()
     mw = memory_mod.MemoryMiddleware(store=store, context_tokens=60, keep_tokens=20, keep_last_messages=1,
                                      recall_tokens=400, scope="user")
-    alice = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "alice", "thread_id": "1"}})
-    bob = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "bob", "thread_id": "1"}})
+    alice = _runtime("alice")
+    bob = _runtime("bob")
     history = [HumanMessage("my locker code is 4242, remember it", id="h0"), AIMessage("noted", id="a0")]
     history += [HumanMessage(make_text("prose", i, "s"), id=f"h{i + 1}") for i in range(6)]
     history += [HumanMessage("what is my locker code?", id="q")]
@@ -183,9 +188,9 @@ def test_memory_namespaces_with_odd_user_ids() -> None:
     history = [HumanMessage("the vault pin is 9090", id="h0")]
     history += [HumanMessage(make_text("prose", i, "s"), id=f"h{i + 1}") for i in range(6)]
     history += [HumanMessage("what is the vault pin?", id="q")]
-    dotted = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a.b"}})
-    plain = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a"}})
-    escaped = SimpleNamespace(store=None, context=None, config={"configurable": {"user_id": "a%2Eb"}})
+    dotted = _runtime("a.b")
+    plain = _runtime("a")
+    escaped = _runtime("a%2Eb")
     assert mw.memory.evict(history, dotted) is not None  # no crash: the id is escaped, not refused
     assert "9090" in mw.memory.recall([HumanMessage("vault pin?")], dotted)
     assert "9090" not in mw.memory.recall([HumanMessage("vault pin?")], plain)

@@ -32,11 +32,14 @@ def _langgraph_cli() -> str:
     return str(cli)
 
 
-SQLITE_PATH: dict[str, Path] = {}
+@pytest.fixture(scope="module")
+def served_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite file the served store writes (the test's own, not memory/store.sqlite)."""
+    return tmp_path_factory.mktemp("store") / "m.sqlite"
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(tmp_path_factory: pytest.TempPathFactory, served_sqlite: Path) -> Iterator[str]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("langgraph") / "dev.log"
     env = {
@@ -48,7 +51,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env.pop("AGENT_TOKRED_MODEL", None)  # the offline model
     env.pop("AGENT_TOKRED_POSTGRES_URI", None)  # the default: SQLite, in a file of this test's own
     env.pop("DATABASE_URI", None)
-    env["AGENT_TOKRED_SQLITE_PATH"] = str(SQLITE_PATH.setdefault("path", tmp_path_factory.mktemp("store") / "m.sqlite"))
+    env["AGENT_TOKRED_SQLITE_PATH"] = str(served_sqlite)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
@@ -130,7 +133,7 @@ async def test_served_rag_agent_compresses_documents(server_url: str) -> None:
     assert out["messages"][-1]["type"] == "ai"
 
 
-async def test_served_store_is_the_merging_store_on_sqlite(server_url: str) -> None:
+async def test_served_store_is_the_merging_store_on_sqlite(server_url: str, served_sqlite: Path) -> None:
     # langgraph.json's "store" key: memory/store.py serves a MergingStore over SQLite (MiniLM search)
     from langgraph_sdk import get_client
 
@@ -141,6 +144,6 @@ async def test_served_store_is_the_merging_store_on_sqlite(server_url: str) -> N
     found = await client.store.search_items(ns, query="where did I park?", limit=2)
     assert found["items"][0]["key"] == "car"
     assert all(isinstance(i["score"], float) for i in found["items"])  # embedding search, not a plain list
-    assert SQLITE_PATH["path"].exists() and SQLITE_PATH["path"].stat().st_size > 0
+    assert served_sqlite.exists() and served_sqlite.stat().st_size > 0
     elsewhere = await client.store.search_items(["memory", "user", "someone-else"], query="where did I park?")
     assert elsewhere["items"] == []

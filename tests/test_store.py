@@ -281,12 +281,18 @@ def _merged(store: MergingStore, ns: tuple[str, ...]) -> list[Any]:
     return [it for it in store.search(ns, limit=100) if it.key.startswith("tokred:m:")]
 
 
-def test_deleting_a_source_refuses_the_rest() -> None:
+def _alpha_store() -> tuple[MergingStore, tuple[str, ...], dict[str, Any]]:
+    """A store whose 12 same-topic memories have been merged, the namespace and what was put."""
     store = make_store()
     ns = ("u",)
     data = memories(12, topics=("alpha",))
     for key, value in data.items():
         store.put(ns, key, value)
+    return store, ns, data
+
+
+def test_deleting_a_source_refuses_the_rest() -> None:
+    store, ns, data = _alpha_store()
     victim = _merged(store, ns)[0].value["_tokred"]["sources"][0]
     store.delete(ns, victim)
     del data[victim]
@@ -296,11 +302,7 @@ def test_deleting_a_source_refuses_the_rest() -> None:
 
 
 def test_updating_a_source_replaces_it_everywhere() -> None:
-    store = make_store()
-    ns = ("u",)
-    data = memories(12, topics=("alpha",))
-    for key, value in data.items():
-        store.put(ns, key, value)
+    store, ns, data = _alpha_store()
     victim = _merged(store, ns)[0].value["_tokred"]["sources"][0]
     data[victim] = {"text": "beta a new value"}
     store.put(ns, victim, data[victim])
@@ -308,11 +310,7 @@ def test_updating_a_source_replaces_it_everywhere() -> None:
 
 
 def test_deleting_a_merged_memory_forgets_its_sources() -> None:
-    store = make_store()
-    ns = ("u",)
-    data = memories(12, topics=("alpha",))
-    for key, value in data.items():
-        store.put(ns, key, value)
+    store, ns, data = _alpha_store()
     merged = _merged(store, ns)[0]
     store.delete(ns, merged.key)
     for src in merged.value["_tokred"]["sources"]:
