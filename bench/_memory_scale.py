@@ -10,6 +10,7 @@ questions embedded by the shipped MiniLM. Three figures per backend:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -43,13 +44,12 @@ class RandomDocsMiniLMQueries(Embeddings):
         return embed_query(text).tolist()  # what the store does with its default MiniLM
 
 
-def _pct(values: list[float], q: float) -> float:
+def pct_ms(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of durations in seconds, in milliseconds (NaN when empty)."""
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
 def _timed(fn: Any, args: list[Any]) -> list[float]:
-    import time
-
     out = []
     for a in args:
         t = time.perf_counter()
@@ -80,13 +80,13 @@ def run_scale(inner: Any, backend: str, n: int, questions: list[str], texts: lis
         "backend": backend,
         "items": n,
         "queries": len(new),
-        "search_p50_ms": _pct(cold, 50),
-        "search_p95_ms": _pct(cold, 95),
-        "repeated_p50_ms": _pct(repeated, 50),
-        "repeated_p95_ms": _pct(repeated, 95),
-        "store_only_p50_ms": _pct(store_only, 50),
-        "store_only_p95_ms": _pct(store_only, 95),
-        "query_embed_p50_ms": _pct(embed_only, 50),
+        "search_p50_ms": pct_ms(cold, 50),
+        "search_p95_ms": pct_ms(cold, 95),
+        "repeated_p50_ms": pct_ms(repeated, 50),
+        "repeated_p95_ms": pct_ms(repeated, 95),
+        "store_only_p50_ms": pct_ms(store_only, 50),
+        "store_only_p95_ms": pct_ms(store_only, 95),
+        "query_embed_p50_ms": pct_ms(embed_only, 50),
     }
 
 

@@ -126,20 +126,26 @@ def run_nq(items: list[dict[str, Any]], criteria: dict[str, Any], limits: dict[s
     return results
 
 
+def kv_compress(row: dict[str, Any], **options: Any) -> tuple[Any, bool, bool]:
+    """Compress one KV-retrieval record to 10% for its key: ``(reduction, valid JSON, value kept)``."""
+    text = json.dumps(dict(row["ordered_kv_records"]), indent=1)
+    red = compress(text, query=row["key"], rate=0.1, tokenizer=TOKENIZER, **options)
+    try:
+        parsed = json.loads(red.text)
+    except ValueError:
+        return red, False, False
+    return red, True, isinstance(parsed, dict) and parsed.get(row["key"]) == row["value"]
+
+
 def run_kv(n: int) -> dict[str, Any]:
     rows = read_jsonl_gz("kv_retrieval_75_dev.jsonl.gz", limit=n)
     counter = resolve_counter(TOKENIZER)
     ok_value = ok_json = over = 0
     ratios = []
     for r in rows:
-        text = json.dumps(dict(r["ordered_kv_records"]), indent=1)
-        red = compress(text, query=r["key"], rate=0.1, tokenizer=TOKENIZER)
-        try:
-            parsed = json.loads(red.text)
-            ok_json += 1
-        except ValueError:
-            parsed = None
-        ok_value += isinstance(parsed, dict) and parsed.get(r["key"]) == r["value"]
+        red, valid, kept = kv_compress(r)
+        ok_json += valid
+        ok_value += kept
         over += counter.count(red.text) > red.budget_tokens
         ratios.append(red.tokens_after / red.tokens_before)
     return {"n": len(rows), "value_retained": ok_value / len(rows), "valid_json": ok_json / len(rows),

@@ -29,7 +29,7 @@ from agent_tokred.strategies.structured import JsonUnits
 from agent_tokred.tokens import resolve_counter
 from agent_tokred.units import segment
 
-from .bench_engine import RATES, TOKENIZER, bm25_criterion, build_nq, run_nq
+from .bench_engine import RATES, TOKENIZER, bm25_criterion, build_nq, kv_compress, run_nq
 from .common import OUT, markdown_table, read_jsonl_gz, write_outputs
 
 NAMES = ("learned", "attention", "relevance", "lexical")
@@ -41,17 +41,11 @@ def run_kv(n: int) -> dict[str, Any]:
     crit = resolve_criterion("learned")
     ok_value = ok_json = over = top1 = 0
     for r in rows:
-        record = dict(r["ordered_kv_records"])
-        text = json.dumps(record, indent=1)
-        red = compress(text, query=r["key"], rate=0.1, criterion="learned", tokenizer=TOKENIZER)
-        try:
-            parsed = json.loads(red.text)
-            ok_json += 1
-        except ValueError:
-            parsed = None
-        ok_value += isinstance(parsed, dict) and parsed.get(r["key"]) == r["value"]
+        red, valid, kept = kv_compress(r, criterion="learned")
+        ok_json += valid
+        ok_value += kept
         over += counter.count(red.text) > red.budget_tokens
-        units = JsonUnits.build(record, max_unit_chars=240).units
+        units = JsonUnits.build(dict(r["ordered_kv_records"]), max_unit_chars=240).units
         scores = np.asarray(crit(units, r["key"]))
         top1 += r["key"] in units[int(scores.argmax())].text
     return {"n": len(rows), "value_retained": ok_value / len(rows), "valid_json": ok_json / len(rows),

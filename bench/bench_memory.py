@@ -45,7 +45,7 @@ from agent_tokred.models import embed as minilm
 from agent_tokred.store import MergingStore
 
 from ._memory_history import Fact, build_history
-from ._memory_scale import run_scale, scale_table
+from ._memory_scale import pct_ms, run_scale, scale_table
 from .common import OUT, markdown_table, normalize_answer, write_outputs
 
 NS = ("agent", "history")
@@ -112,10 +112,6 @@ def open_backend(name: str) -> Iterator[BaseStore]:
         raise ValueError(f"unknown backend {name!r}; valid: memory, sqlite, postgres")
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) * 1000 if values else float("nan")
-
-
 def evaluate(store: MergingStore, facts: list[Fact]) -> dict[str, Any]:
     content = {"turn": [], "tool": [], "deep": []}  # type: dict[str, list[bool]]
     provenance = {"turn": [], "tool": [], "deep": []}  # type: dict[str, list[bool]]
@@ -137,8 +133,8 @@ def evaluate(store: MergingStore, facts: list[Fact]) -> dict[str, Any]:
         "recall_at_5_deep_facts": sum(content["deep"]) / max(1, len(content["deep"])),
         "recall_at_5_provenance": sum(all_prov) / len(all_prov),
         "recall_at_5_deep_provenance": sum(provenance["deep"]) / max(1, len(provenance["deep"])),
-        "search_p50_ms": _pct(latency, 50),
-        "search_p95_ms": _pct(latency, 95),
+        "search_p50_ms": pct_ms(latency, 50),
+        "search_p95_ms": pct_ms(latency, 95),
     }
 
 
@@ -175,8 +171,8 @@ def run_history(
         "raw_tokens": stats.raw_tokens,
         "stored_tokens": stats.live_tokens,
         "stored_ratio": stats.ratio,
-        "write_p50_ms": _pct(write, 50),
-        "write_p95_ms": _pct(write, 95),
+        "write_p50_ms": pct_ms(write, 50),
+        "write_p95_ms": pct_ms(write, 95),
         "build_seconds": build,
         **result,
     }
