@@ -1,9 +1,10 @@
 """The ``demo`` and ``bench`` commands of ``agent-tokred``.
 
 ``demos/`` and ``bench/`` live in the repository, not in the wheel: these commands find the repository
-root next to the installed package (editable install) or in the current folder (or a parent of it),
-put it on ``sys.path`` and run ``demos.run_all`` / ``bench.__main__.run_all``. When neither place has
-them they exit with status 2 and say where to run them from.
+root next to the installed package (editable install) or in the current folder (or a parent of it)
+and run ``python -m demos`` / ``python -m bench`` there, in a child process: the installed library
+never imports the applications (imports point down, see docs/ARCHITECTURE.md). When neither place
+has them they exit with status 2 and say where to run them from.
 
 Example:
     $ agent-tokred demo --quick            # the four demos, short version, offline
@@ -13,7 +14,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,35 +38,27 @@ def find_repo_root(package: str, start: Path | None = None) -> Path | None:
     return None
 
 
-def _import_from_repo(package: str, module: str, what: str) -> Any:
+def run_app(package: str, argv: Sequence[str], what: str) -> int:
+    """Run ``python -m <package> <argv>`` from the repository root; 2 when there is no repository."""
     root = find_repo_root(package)
     if root is None:
         print(_NOT_FOUND.format(what=what), file=sys.stderr)
-        return None
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import importlib
+        return 2
+    return subprocess.run([sys.executable, "-m", package, *argv], cwd=root, check=False).returncode
 
-    return importlib.import_module(module)
+
+def _common_args(args: argparse.Namespace) -> list[str]:
+    out = str(Path(args.out).resolve()) if args.out else None  # the child runs in the repository root
+    return [*(["--quick"] if args.quick else []), *(["--out", out] if out else []),
+            *[x for name in args.only for x in ("--only", name)]]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    demos = _import_from_repo("demos", "demos", "demos")
-    if demos is None:
-        return 2
-    main = demos.main
-    argv = [*(["--quick"] if args.quick else []), *(["--out", str(args.out)] if args.out else []),
-            *(["--model", args.model] if args.model else []), *[x for name in args.only for x in ("--only", name)]]
-    return int(main(argv))
+    return run_app("demos", [*_common_args(args), *(["--model", args.model] if args.model else [])], "demos")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    runner = _import_from_repo("bench", "bench.__main__", "benches")
-    if runner is None:
-        return 2
-    argv = [*(["--quick"] if args.quick else []), *(["--out", str(args.out)] if args.out else []),
-            *[x for name in args.only for x in ("--only", name)]]
-    return int(runner.main(argv))
+    return run_app("bench", _common_args(args), "benches")
 
 
 def register(subparsers: Any) -> None:

@@ -11,15 +11,13 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ._example_cluster import extend_selection, relevant_set
 from .errors import InvalidInputError, ModelNotAvailableError
-
-if TYPE_CHECKING:
-    from .examples import ExamplePool
+from .tokens import TokenCounter
 
 Strategy = Literal["celf", "per_token", "relevance"]
 Order = Literal["relevance", "relevance_last", "selection", "pool"]
@@ -27,6 +25,31 @@ Cut = Literal["cluster", "margin", "none"]
 _STRATEGIES = ("celf", "per_token", "relevance")
 _ORDERS = ("relevance", "relevance_last", "selection", "pool")
 _CUTS = ("cluster", "margin", "none")
+
+
+class ExamplePool(Protocol):
+    """What selection reads from a pool (:class:`agent_tokred.examples.ExamplePool` is the one).
+
+    A protocol, so this module needs nothing from :mod:`agent_tokred.examples` (no import cycle).
+    """
+
+    counter: TokenCounter
+    separator: str
+    sep_tokens: int
+    compressible_key: str | None
+    examples: list[dict[str, Any]]
+    texts: list[str]
+
+    @property
+    def reason_tokens(self) -> np.ndarray: ...
+
+    def snapshot(self) -> tuple[int, np.ndarray, np.ndarray]: ...
+
+    def cost_of(self, index: int) -> int: ...
+
+    def render(self, example: Mapping[str, Any]) -> str: ...
+
+    def embed_query(self, query: str) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -343,7 +366,7 @@ def _ceil_tokens(n: int, rate: float) -> int:
 
 def _default_compressor() -> Callable[..., Any]:
     try:
-        from . import compress
+        from .compressor import compress
     except ImportError as exc:
         raise ModelNotAvailableError(
             "compress=True needs agent_tokred.compress, which is not importable here; pass compressor="

@@ -26,8 +26,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._model_paths import cache_dir, smollm2_gguf_path
 from .errors import ModelNotAvailableError
-from .models import cache_dir, smollm2_gguf_path
 
 FOLDER_NAME = "smollm2-135m-instruct-hf"
 _SOURCE_FILE = "agent_tokred_source.json"

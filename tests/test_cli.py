@@ -46,3 +46,32 @@ def test_binary_input_is_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe\x00\x01binary")))
     assert main(["compress", "-", "--rate", "0.5"]) == 2
     assert "UTF-8" in capsys.readouterr().err
+
+
+def test_app_commands_run_the_app_in_a_child_process_from_the_repo_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agent-tokred demo/bench`` run ``python -m <app>`` in the repository root (nothing imported here)."""
+    from agent_tokred import _cli_apps
+
+    app = tmp_path / "fakeapp"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "__main__.py").write_text(
+        "import os, sys\nopen('ran.txt', 'w').write(os.getcwd() + '|' + ' '.join(sys.argv[1:]))\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_cli_apps, "find_repo_root", lambda package, start=None: tmp_path)
+    assert _cli_apps.run_app("fakeapp", ["--quick", "--only", "x"], "fakes") == 3
+    cwd, argv = (tmp_path / "ran.txt").read_text().split("|")
+    assert Path(cwd) == tmp_path and argv == "--quick --only x"
+    assert "fakeapp" not in sys.modules
+
+
+def test_app_commands_outside_a_repo_exit_2_with_a_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent_tokred import _cli_apps
+
+    monkeypatch.setattr(_cli_apps, "find_repo_root", lambda package, start=None: None)
+    assert main(["demo", "--quick"]) == 2
+    assert "run this command from a clone" in capsys.readouterr().err.lower()
