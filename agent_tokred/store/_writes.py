@@ -1,8 +1,8 @@
 """The write side of :class:`~agent_tokred.store.MergingStore`: puts, deletes, consolidation.
 
 Every write to a namespace runs under that namespace's lock (threads and asyncio tasks alike: the
-async API runs this same code in worker threads), so a consolidation never interleaves with a put
-to the same namespace. Multi-item changes (consolidation, detaching a source from a merged memory,
+async API runs this same code in worker threads; with pgvector, other processes too, through a
+PostgreSQL advisory lock), so a consolidation never interleaves with a put to the same namespace. Multi-item changes (consolidation, detaching a source from a merged memory,
 deleting a merged memory) are committed through the journal, so they are all-or-nothing.
 """
 
@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -82,6 +83,7 @@ class MemoryStats:
 
 class WritesMixin:
     store: BaseStore
+    _io: BaseStore
     policy: MergePolicy
     embeddings: Embeddings
     counter: TokenCounter
@@ -93,6 +95,7 @@ class WritesMixin:
     if TYPE_CHECKING:  # provided by MergingStore
 
         def _lock(self, ns: Namespace) -> threading.RLock: ...
+        def _ns_guard(self, ns: Namespace) -> AbstractContextManager[None]: ...
         def _loaded(self, ns: Namespace) -> NamespaceIndex: ...
         def _invalidate(self, ns: Namespace) -> None: ...
         def _next_seq(self) -> int: ...
@@ -106,7 +109,7 @@ class WritesMixin:
         for op in puts:
             by_ns.setdefault(tuple(op.namespace), []).append(op)
         for ns in sorted(by_ns):
-            with self._lock(ns):
+            with self._ns_guard(ns):
                 self._write_ns(ns, by_ns[ns])
                 self._after_write(ns, len(by_ns[ns]))
 
@@ -177,7 +180,7 @@ class WritesMixin:
 
     def _commit(self, ns: Namespace, idx: NamespaceIndex, ops: list[JournalOp]) -> None:
         try:
-            _journal.commit(self.store, ns, ops)
+            _journal.commit(self._io, ns, ops)
         except BaseException:
             self._invalidate(ns)  # reloaded (and the journal replayed) on the next touch
             raise
@@ -262,7 +265,7 @@ class WritesMixin:
 
     def _consolidate_ns(self, ns: Namespace) -> ConsolidationReport:
         start = time.perf_counter()
-        with self._lock(ns):
+        with self._ns_guard(ns):
             idx = self._loaded(ns)
             before = _live_counts(idx)
             work = select_work(idx, self.policy)

@@ -16,8 +16,14 @@ details past what the embedding model reads of a whole text; merged memories kee
 Semantics worth knowing: a batch's reads see the state before its writes; writes to one namespace
 are serialised (threads and asyncio tasks), consolidations are all-or-nothing (journal); deleting a
 source takes it out of its merged memory (the rest is re-fused), deleting a merged memory deletes
-its sources; the in-process vector index assumes this process is the only writer (call
-:meth:`MergingStore.refresh` after another process wrote).
+its sources.
+
+Where the vectors live is chosen once per store (``vector_search``): over LangGraph's
+``PostgresStore`` on a server with pgvector, in PostgreSQL (:mod:`agent_tokred.store._pgvector`:
+vector rows written in the same transaction as their records, HNSW or exact search, writes to a
+namespace serialised across processes by an advisory lock, stale metadata reloaded), so any number
+of processes share one database; otherwise in an in-process index, which assumes this process is
+the only writer (call :meth:`MergingStore.refresh` after another process wrote). The choice is logged.
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
@@ -35,8 +41,9 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal, cast
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -71,6 +78,7 @@ from ._layout import (
     vec_ns,
 )
 from ._ops import as_tuples, validate_op
+from ._pgvector import PgVectors, choose_vector_search
 from ._reads import _LIST_PAGE, ReadsMixin
 from ._support import (
     EmbedFn,
@@ -97,9 +105,11 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
         compressor: ``(text, rate, target_tokens) -> text`` for the compressed tier (default: the
             engine with the lexical criterion, budgets met in ``tokenizer``).
         tokenizer: what token counts and budgets are measured in (default ``o200k_base``).
+        vector_search: ``"auto"`` (pgvector when ``store`` is a ``PostgresStore`` whose server has
+            it, else in process), ``"postgres"`` (pgvector or an error) or ``"process"``.
 
     Raises:
-        InvalidInputError: an invalid policy, index or embed argument.
+        InvalidInputError: an invalid policy, index, embed or vector_search argument.
 
     Example:
         >>> store = MergingStore(embed=lambda t: [[1.0, 0.0] for _ in t], recent_items=2, compress_items=0)
@@ -121,6 +131,7 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
         policy: MergePolicy | dict[str, Any] | None = None,
         compressor: Callable[[str, float | None, int | None], str] | None = None,
         tokenizer: Any = None,
+        vector_search: Literal["auto", "postgres", "process"] = "auto",
         **policy_overrides: Any,
     ) -> None:
         if isinstance(store, MergingStore):
@@ -141,6 +152,9 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
         self._last_seq = 0
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_owner: Any = None
+        self._pg = choose_vector_search(self.store, vector_search)
+        self._io: BaseStore = _PgWriteThrough(self.store, self._pg) if self._pg is not None else self.store
+        self._depth: Counter[Namespace] = Counter()  # guard nesting per namespace (under its lock)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _lock(self, ns: Namespace) -> threading.RLock:
@@ -150,13 +164,40 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
                 lock = self._locks[ns] = threading.RLock()
             return lock
 
+    @contextmanager
+    def _ns_guard(self, ns: Namespace) -> Iterator[None]:
+        """Hold ``ns``'s write lock: this process's, and with pgvector every process's.
+
+        On PostgreSQL the outermost entry takes the namespace's advisory lock and compares its
+        committed write count with what the cached index reflects: another process wrote, so the
+        index is dropped (and reloaded, interrupted consolidations finished, under the lock).
+        """
+        with self._lock(ns):
+            pg = self._pg
+            if pg is None:
+                yield
+                return
+            outer = self._depth[ns] == 0
+            if outer:
+                version = pg.lock(ns)
+                if pg.known.get(ns) != version:
+                    self._invalidate(ns)
+                    pg.known[ns] = version
+            self._depth[ns] += 1
+            try:
+                yield
+            finally:
+                self._depth[ns] -= 1
+                if outer:
+                    pg.unlock(ns)
+
     def _next_seq(self) -> int:
         with self._guard:
             self._last_seq = max(time.time_ns(), self._last_seq + 1)
             return self._last_seq
 
     def _inner(self, ops: list[Op]) -> list[Result]:
-        return self.store.batch(ops) if ops else []
+        return self._io.batch(ops) if ops else []
 
     def _embed_documents(self, texts: list[str]) -> list[np.ndarray]:
         if not texts:
@@ -168,15 +209,21 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
 
     def _loaded(self, ns: Namespace) -> NamespaceIndex:
         """The index of ``ns``, loaded (after finishing any interrupted consolidation) if needed."""
+        if self._pg is not None:
+            with self._ns_guard(ns):  # checks that the cached index is current
+                return self._load(ns)
+        return self._load(ns)
+
+    def _load(self, ns: Namespace) -> NamespaceIndex:
         idx = self._indexes.get(ns)
         if idx is not None:
             return idx
         with self._lock(ns), self._load_lock:
             idx = self._indexes.get(ns)
             if idx is None:
-                _journal.recover(self.store, ns)
+                _journal.recover(self._io, ns)
                 idx = NamespaceIndex(ns)
-                idx.load((key, value) for _, key, value in _journal.scan(self.store, vec_ns(ns)))
+                idx.load((key, value) for _, key, value in _journal.scan(self._io, vec_ns(ns)))
                 self._indexes[ns] = idx
             return idx
 
@@ -186,19 +233,28 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
 
     def _indexes_under(self, prefix: Namespace) -> list[NamespaceIndex]:
         n = len(prefix)
+        if self._pg is not None:  # other processes add namespaces: discover them every time
+            for ns in self._shadow_namespaces(prefix):
+                self._loaded(ns)
+            with self._guard:
+                return [idx for ns, idx in self._indexes.items() if ns[:n] == prefix]
         with self._guard:
             known = any(prefix[: len(d)] == d for d in self._discovered)
         if not known:
             with self._load_lock:
-                found: set[Namespace] = set()
-                for part in (VEC, JOURNAL):
-                    found.update(user_ns_of(s) for s in self._list_all(shadow_pattern(part, prefix)))
-                for ns in sorted(found):
+                for ns in self._shadow_namespaces(prefix):
                     self._loaded(ns)
                 with self._guard:
                     self._discovered.add(prefix)
         with self._guard:
             return [idx for ns, idx in self._indexes.items() if ns[:n] == prefix]
+
+    def _shadow_namespaces(self, prefix: Namespace) -> list[Namespace]:
+        """User namespaces under ``prefix`` that have index records or consolidations in flight."""
+        found: set[Namespace] = set()
+        for part in (VEC, JOURNAL):
+            found.update(user_ns_of(s) for s in self._list_all(shadow_pattern(part, prefix)))
+        return sorted(found)
 
     def _list_all(self, pattern: Namespace) -> list[Namespace]:
         out: list[Namespace] = []
@@ -278,10 +334,47 @@ class MergingStore(ReadsMixin, WritesMixin, BaseStore):
         return await asyncio.to_thread(self.expand, namespace, key)
 
     def refresh(self) -> None:
-        """Forget the in-process index, so the next read reloads it (after another process wrote)."""
+        """Forget the in-process index, so the next read reloads it (after another process wrote).
+
+        Not needed with pgvector: there every access checks the index against the database.
+        """
         with self._load_lock, self._guard:
             self._indexes.clear()
             self._discovered.clear()
+
+    @property
+    def vector_search(self) -> str:
+        """Where vectors are searched: ``"postgres"`` (pgvector) or ``"process"``."""
+        return "postgres" if self._pg is not None else "process"
+
+    def close(self) -> None:
+        """Release what the store opened itself (the PostgreSQL lock connection); the wrapped store stays open."""
+        if self._pg is not None:
+            self._pg.close()
+
+
+class _PgWriteThrough(BaseStore):
+    """The wrapped ``PostgresStore``: reads go to it, puts and deletes to :meth:`PgVectors.write`
+    (one transaction each, index records' vectors mirrored into pgvector)."""
+
+    def __init__(self, store: BaseStore, pg: PgVectors) -> None:
+        self.store = store
+        self.pg = pg
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        results: list[Result] = [None] * len(ops)
+        reads = [(i, op) for i, op in enumerate(ops) if not isinstance(op, PutOp)]
+        if reads:
+            for (i, _), res in zip(reads, self.store.batch([op for _, op in reads]), strict=True):
+                results[i] = res
+        puts = [(tuple(op.namespace), op.key, op.value) for op in ops if isinstance(op, PutOp)]
+        if puts:
+            self.pg.write(puts)
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        return await asyncio.to_thread(self.batch, list(ops))
 
 
 def _prefix(path: Namespace) -> Any:
