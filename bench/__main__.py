@@ -33,6 +33,7 @@ BENCHES: tuple[str, ...] = (
     "bench_examples",
     "bench_memory",
     "bench_learned",
+    "bench_tools",
 )
 
 
