@@ -74,6 +74,10 @@ def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]
             store.setup()
             with store._cursor() as cur:
                 cur.execute("TRUNCATE store")
+                cur.execute(  # and the merging store's pgvector tables, when it made them
+                    "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE tablename LIKE "
+                    "'tokred%' LOOP EXECUTE 'TRUNCATE ' || quote_ident(t); END LOOP; END $$"
+                )
             yield store
 
 

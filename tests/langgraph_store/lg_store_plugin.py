@@ -63,6 +63,10 @@ def _postgres_inner() -> Iterator[BaseStore]:
         store.setup()
         with store._cursor() as cur:  # a clean slate per store, as a fresh SQLite file would be
             cur.execute("TRUNCATE store")
+            cur.execute(  # and the merging store's pgvector tables, when it made them
+                "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE tablename LIKE "
+                "'tokred%' LOOP EXECUTE 'TRUNCATE ' || quote_ident(t); END LOOP; END $$"
+            )
         yield store
 
 
