@@ -8,9 +8,13 @@
   only what the model sees is changed (``wrap_model_call``); ``edit_history=True`` rewrites the
   saved history once instead (``before_model``; the removed text is kept in the mark).
 * :func:`make_overthinking_node`: the same as a plain LangGraph node over ``state["messages"]``.
-* :class:`OverthinkingCallbackHandler` and :func:`monitor_stream` / :func:`amonitor_stream` (from
-  :mod:`agent_tokred.overthinking.stream`, re-exported): stop a model's generation once its
-  reasoning is judged redundant, keeping what was produced.
+* :class:`OverthinkingCallbackHandler` (async :class:`AsyncOverthinkingCallbackHandler`) and
+  :func:`monitor_stream` / :func:`amonitor_stream` (from :mod:`agent_tokred.overthinking.stream`,
+  re-exported): stop a model's generation once its reasoning is judged redundant, keeping what was
+  produced and reporting a :class:`~agent_tokred.overthinking.StopRecord`.
+* :func:`make_answer_probe` / :func:`conclude` (and async twins): probe the model's answer at
+  checkpoints, or ask it to conclude in a few tokens after a stop (per-provider notes in
+  :mod:`agent_tokred.integration._overthinking_probe`).
 
 Example:
     >>> from langchain_core.messages import AIMessage, HumanMessage
@@ -24,18 +28,23 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from uuid import UUID
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, RemoveMessage
-from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from ..overthinking.detect import OverthinkingConfig, OverthinkingResult, detect_overthinking
-from ..overthinking.monitor import OverthinkingMonitor
 from ..overthinking.stream import AsyncMonitoredStream, MonitoredStream, amonitor_stream, monitor_stream
 from ..overthinking.trace import block_reasoning_text, truncate_blocks
+from ._overthinking_callbacks import AsyncOverthinkingCallbackHandler, OverthinkingCallbackHandler
+from ._overthinking_probe import (
+    Conclusion,
+    aconclude,
+    amake_answer_probe,
+    conclude,
+    conclusion_messages,
+    make_answer_probe,
+)
 
 MARK = "tokred_overthinking"
 _CACHE_SIZE = 512
@@ -259,61 +268,20 @@ def make_overthinking_node(
     return overthinking_node
 
 
-class OverthinkingCallbackHandler(BaseCallbackHandler):
-    """Stops a streaming generation once its reasoning is judged redundant.
-
-    Pass it in ``callbacks=[...]`` of a streaming call; it raises
-    :class:`~agent_tokred.overthinking.OverthinkingStop` (with ``produced`` and ``kept_reasoning``)
-    from the token callback, which ends the generation. ``handler.monitor`` keeps the text.
-
-    Example:
-        >>> handler = OverthinkingCallbackHandler()
-        >>> handler.monitor.stopped
-        False
-    """
-
-    raise_error = True
-
-    def __init__(
-        self,
-        *,
-        question: str | None = None,
-        config: OverthinkingConfig | None = None,
-        tokenizer: Any = None,
-        starts_in_thinking: bool = True,
-    ) -> None:
-        self.monitor = OverthinkingMonitor(
-            question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
-        )
-
-    def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
-        self.monitor.reset()
-
-    def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> None:
-        self.monitor.reset()
-
-    def on_llm_new_token(
-        self,
-        token: str | list[str | dict[str, Any]],
-        *,
-        chunk: GenerationChunk | ChatGenerationChunk | None = None,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        message = getattr(chunk, "message", None)
-        if self.monitor.feed_chunk(message if message is not None else token):
-            raise self.monitor.stop_error()
-
-
 __all__ = [
     "MARK",
     "AsyncMonitoredStream",
+    "AsyncOverthinkingCallbackHandler",
+    "Conclusion",
     "MonitoredStream",
     "OverthinkingCallbackHandler",
     "OverthinkingMiddleware",
+    "aconclude",
+    "amake_answer_probe",
     "amonitor_stream",
+    "conclude",
+    "conclusion_messages",
+    "make_answer_probe",
     "make_overthinking_node",
     "monitor_stream",
     "truncate_earlier_reasoning",

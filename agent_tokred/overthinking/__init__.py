@@ -3,7 +3,8 @@
 Reasoning models keep re-verifying an answer they already reached ("Wait, let me double check...").
 This engine segments the thinking into steps, scores them with detectors (answer convergence,
 reflection turns, redundancy, confidence) and cuts at the first re-check after the answer has
-settled, keeping the conclusion unchanged.
+settled, keeping the conclusion unchanged. While a model streams, :class:`OnlineStopRule` (through
+:func:`monitor_stream` / :class:`OverthinkingMonitor`) stops the generation itself.
 
 Example:
     >>> from agent_tokred.overthinking import detect_overthinking
@@ -24,7 +25,8 @@ from .detectors import (
     lexical_redundancy,
     reflection,
 )
-from .monitor import OverthinkingMonitor, OverthinkingStop
+from .monitor import OverthinkingMonitor, OverthinkingStop, StopRecord
+from .online import OnlineStopRule, Probe, StopDecision, StopRuleConfig
 from .steps import is_reflection, segment_steps
 from .strategy import CutStrategy
 from .stream import AsyncMonitoredStream, MonitoredStream, amonitor_stream, monitor_stream
@@ -39,12 +41,17 @@ __all__ = [
     "CutStrategy",
     "EmbeddingRedundancyDetector",
     "MonitoredStream",
+    "OnlineStopRule",
     "OverthinkingConfig",
     "OverthinkingMonitor",
     "OverthinkingResult",
     "OverthinkingStop",
+    "Probe",
     "SplitTrace",
     "StepDetector",
+    "StopDecision",
+    "StopRecord",
+    "StopRuleConfig",
     "amonitor_stream",
     "detect_overthinking",
     "extract_candidates",

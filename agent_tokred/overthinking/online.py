@@ -27,123 +27,29 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from ..errors import InvalidInputError
 from ._incremental import IncrementalSteps, StreamStep
+from ._stop_features import (
+    ANSWER_WORD,
+    ASK,
+    CHECK,
+    CONFIRM,
+    DEFAULT_WEIGHTS,
+    EXPLORE,
+    FEATURES,
+    sentence_at,
+    word_numbers,
+)
 from .answers import _NUMBER, _normalize_number, extract_candidates
 from .detectors import _CONTENT, _token_pairs, question_numbers
 
 #: A probe: given the thinking so far, the model's answer if it concluded now (``None``: no answer).
 Probe = Callable[[str], "str | None"]
 
-_CHECK = re.compile(
-    r"double[- ]?check|verif|confirm|make sure|re-?check|\bcheck|cross-?check|another (?:way|approach|method)|"
-    r"alternatively|to be (?:sure|safe|thorough)|re-?calculat|recomput",
-    re.IGNORECASE,
-)
-_CONFIRM = re.compile(
-    r"that(?:'s| is| seems| looks)? (?:correct|right)|makes sense|checks out|consistent|\byes\b|"
-    r"seems (?:correct|right)|looks (?:correct|right|good)|i think that's|confirms?\b|confirmed|same (?:answer|result)",
-    re.IGNORECASE,
-)
-_EXPLORE = re.compile(r"alternatively|maybe|perhaps|another (?:interpretation|reading)|ambigu|hmm", re.IGNORECASE)
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        ]
-    )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000", "dozen": "12"}
-_WORD = re.compile(r"[a-z]+")
-_ANSWER_WORD = re.compile(r"\b(?:answer|total|altogether|in all|final)\b", re.IGNORECASE)
-_ASK = re.compile(r"[^.?!]*\?")
-
-FEATURES = (
-    "bias",
-    "reflection",
-    "check_turn",
-    "support",
-    "mentions",
-    "strong",
-    "has_answer",
-    "prev_concluded",
-    "prev_confirms",
-    "prev_redundancy",
-    "age",
-    "recent_values",
-    "ask_overlap",
-    "length",
-    "reflection_share",
-    "question_number",
-    "answer_word",
-    "agrees_weak",
-    "coverage",
-    "after_coverage",
-    "since_coverage",
-    "explore_turn",
-    "stable",
-    "checks_since",
-    "check_x_support",
-    "reflection_x_mentions",
-)
-
-#: Fitted on the even half of the dev traces (``python -m bench._overthinking_tune``); a stop is a score > 0.5.
-DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {
-        "bias": -8.367,
-        "reflection": 0.26,
-        "check_turn": 0.545,
-        "support": -0.69,
-        "mentions": 1.172,
-        "strong": 3.218,
-        "has_answer": 2.945,
-        "prev_concluded": 0.113,
-        "prev_confirms": 0.32,
-        "prev_redundancy": 0.412,
-        "age": 2.881,
-        "recent_values": 0.619,
-        "ask_overlap": 2.521,
-        "length": 0.259,
-        "reflection_share": 4.495,
-        "question_number": 0.12,
-        "answer_word": 0.401,
-        "agrees_weak": -0.383,
-        "coverage": 0.319,
-        "after_coverage": 0.201,
-        "since_coverage": 0.357,
-        "explore_turn": -0.425,
-        "stable": -3.779,
-        "checks_since": 1.6,
-        "check_x_support": 0.702,
-        "reflection_x_mentions": 0.064,
-    }
-)
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -258,8 +164,8 @@ class OnlineStopRule:
         self.defer_probes = defer_probes
         self.record = record
         self._qnums = question_numbers(question)
-        self._qall = self._qnums | _word_numbers(question or "")
-        asks = _ASK.findall(question or "")
+        self._qall = self._qnums | word_numbers(question or "")
+        asks = ASK.findall(question or "")
         self._ask = frozenset(_CONTENT.findall((asks[-1] if asks else question or "").lower()))
         self.reset()
 
@@ -337,10 +243,10 @@ class OnlineStopRule:
         c.strong.update(x.value for x in cands if x.strength >= 3)
         if derived and derived[-1].value != c.latest:
             c.changed_step, c.checks_since = step.index, 0
-        elif step.reflection and _CHECK.search(step.text[:80]) is not None:
+        elif step.reflection and CHECK.search(step.text[:80]) is not None:
             c.checks_since += 1
         if derived:
-            c.latest, c.latest_step_text = derived[-1].value, _sentence_at(step.text, derived[-1].start - step.start)
+            c.latest, c.latest_step_text = derived[-1].value, sentence_at(step.text, derived[-1].start - step.start)
             c.latest_confidence = self._confidence(derived[-1].start, len(derived[-1].raw))
         weak = [x for x in cands if x.strength >= 1]
         self._prev_last = weak[-1].value if weak else None
@@ -349,7 +255,7 @@ class OnlineStopRule:
         c.recent = [(i, v) for i, v in c.recent if i >= step.index - 3]
         if self._coverage_step is None and self._qall:
             nums = {v for m in _NUMBER.finditer(step.text) if (v := _normalize_number(m.group())) is not None}
-            self._covered |= (nums | _word_numbers(step.text)) & self._qall
+            self._covered |= (nums | word_numbers(step.text)) & self._qall
             if self._covered == self._qall:
                 self._coverage_step = step.index
         if derived:
@@ -377,13 +283,13 @@ class OnlineStopRule:
         f = dict.fromkeys(FEATURES, 0.0)
         f["bias"] = 1.0
         f["reflection"] = float(reflection)
-        f["check_turn"] = float(reflection and _CHECK.search(head) is not None)
-        f["prev_confirms"] = float(_CONFIRM.search(self._prev_text) is not None)
+        f["check_turn"] = float(reflection and CHECK.search(head) is not None)
+        f["prev_confirms"] = float(CONFIRM.search(self._prev_text) is not None)
         f["prev_redundancy"] = self._prev_redundancy
         f["length"] = math.log1p(self.steps.open_start / 400)
         f["reflection_share"] = self._n_reflections / max(n_closed, 1)
         f["recent_values"] = math.log1p(len({v for _, v in c.recent}))
-        f["explore_turn"] = float(reflection and _EXPLORE.match(head.lstrip(" \t\n*#>-").lower()) is not None)
+        f["explore_turn"] = float(reflection and EXPLORE.match(head.lstrip(" \t\n*#>-").lower()) is not None)
         f["coverage"] = len(self._covered) / len(self._qall) if self._qall else 1.0
         if self._coverage_step is not None:
             f["since_coverage"] = math.log1p(n_closed - self._coverage_step)
@@ -398,7 +304,7 @@ class OnlineStopRule:
         words = set(_CONTENT.findall(c.latest_step_text.lower()))
         f["ask_overlap"] = len(words & self._ask) / len(self._ask) if self._ask else 0.0
         f["question_number"] = float(latest in self._qnums)
-        f["answer_word"] = float(_ANSWER_WORD.search(c.latest_step_text) is not None)
+        f["answer_word"] = float(ANSWER_WORD.search(c.latest_step_text) is not None)
         f["agrees_weak"] = float(c.latest_weak == latest)
         f["after_coverage"] = float(self._latest_after_coverage)
         f["stable"] = math.log1p(n_closed - c.changed_step)
@@ -463,14 +369,3 @@ class OnlineStopRule:
                 req.cut_char, self.steps.length, req.index, answer, req.score, "probe", req.features
             )
         return self.decision
-
-
-def _word_numbers(text: str) -> set[str]:
-    return {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
-
-
-def _sentence_at(text: str, pos: int) -> str:
-    """The sentence of ``text`` around offset ``pos``."""
-    a = max(text.rfind(". ", 0, pos), text.rfind("\n", 0, pos)) + 1
-    ends = [i for i in (text.find(". ", pos), text.find("\n", pos)) if i >= 0]
-    return text[a : min(ends) + 1 if ends else len(text)]

@@ -6,19 +6,23 @@ produced. Chunks may be strings, content-block mappings or LangChain message chu
 nothing is imported from LangChain here).
 
 Example:
-    >>> parts = ["So 9*60 = 540.\\n\\n", "Thus 540.\\n\\n", "So it is 540.\\n\\n", "So 540.\\n\\n"]
-    >>> s = monitor_stream([*parts, "Wait, again...", "never read"])
-    >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("Wait, again...")
+    >>> parts = ["So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters.\\n\\n", "Wait, let me double-check: ",
+    ...          "9 * 60 = 540.\\n\\nYes, the answer is 540.\\n\\n", "Wait, let me verify once more.", "never read"]
+    >>> s = monitor_stream(parts)
+    >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("verify once more.")
     (True, '540', True)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from .detect import OverthinkingConfig, OverthinkingResult
-from .monitor import OverthinkingMonitor
+from .monitor import OverthinkingMonitor, StopRecord
+
+#: An async probe: the thinking so far -> the model's answer if it concluded now.
+AsyncProbe = Callable[[str], Awaitable["str | None"]]
 
 
 class _StreamView:
@@ -48,6 +52,11 @@ class _StreamView:
     def result(self) -> OverthinkingResult | None:
         """The detector's result at the stop."""
         return self.monitor.result
+
+    @property
+    def record(self) -> StopRecord | None:
+        """What the stop kept and saved (``None`` when not stopped)."""
+        return self.monitor.record
 
 
 class MonitoredStream(_StreamView, Iterator[Any]):
@@ -80,9 +89,12 @@ class MonitoredStream(_StreamView, Iterator[Any]):
 class AsyncMonitoredStream(_StreamView, AsyncIterator[Any]):
     """Async twin of :class:`MonitoredStream`."""
 
-    def __init__(self, chunks: AsyncIterable[Any], monitor: OverthinkingMonitor) -> None:
+    def __init__(
+        self, chunks: AsyncIterable[Any], monitor: OverthinkingMonitor, aprobe: AsyncProbe | None = None
+    ) -> None:
         self._it = chunks.__aiter__()
         self.monitor = monitor
+        self.aprobe = aprobe
         self._done = False
 
     def __aiter__(self) -> AsyncMonitoredStream:
@@ -96,7 +108,11 @@ class AsyncMonitoredStream(_StreamView, AsyncIterator[Any]):
         except StopAsyncIteration:
             self._done = True
             raise
-        if self.monitor.feed_chunk(chunk):
+        stop = self.monitor.feed_chunk(chunk)
+        request = self.monitor.rule.probe_request
+        if not stop and request is not None and self.aprobe is not None:
+            stop = self.monitor.answer_probe(await self.aprobe(request.thinking))
+        if stop:
             self._done = True
             aclose = getattr(self._it, "aclose", None)
             if callable(aclose):
@@ -111,17 +127,20 @@ def monitor_stream(
     config: OverthinkingConfig | None = None,
     tokenizer: Any = None,
     starts_in_thinking: bool = True,
+    monitor: OverthinkingMonitor | None = None,
 ) -> MonitoredStream:
     """Wrap a stream (``model.stream(...)``, strings, content blocks) to stop redundant reasoning.
 
     Args:
         chunks: the stream.
-        question: the question being answered (its numbers are not taken for derived answers).
-        config: detector settings (online ``k``).
-        tokenizer: token counter spec for the result's figures.
+        question: the question being answered (helps the stop rule; its numbers are not answers).
+        config: detector settings (marker; the ``"convergence"`` rule's ``k``).
+        tokenizer: token counter spec for the figures.
         starts_in_thinking: untagged raw text is thinking until ``</think>``.
+        monitor: a configured :class:`OverthinkingMonitor` (rule, probe, ``on_stop`` callback,
+            thinking budget); when given, the options above are its own.
     """
-    mon = OverthinkingMonitor(
+    mon = monitor or OverthinkingMonitor(
         question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
     )
     return MonitoredStream(chunks, mon)
@@ -134,9 +153,17 @@ def amonitor_stream(
     config: OverthinkingConfig | None = None,
     tokenizer: Any = None,
     starts_in_thinking: bool = True,
+    monitor: OverthinkingMonitor | None = None,
+    aprobe: AsyncProbe | None = None,
 ) -> AsyncMonitoredStream:
-    """Async twin of :func:`monitor_stream` (``model.astream(...)``)."""
-    mon = OverthinkingMonitor(
+    """Async twin of :func:`monitor_stream` (``model.astream(...)``).
+
+    ``aprobe`` is awaited at checkpoints (the monitor defers its probes to it).
+    """
+    mon = monitor or OverthinkingMonitor(
         question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
     )
-    return AsyncMonitoredStream(chunks, mon)
+    if aprobe is not None:
+        mon.defer_probes = True
+        mon.rule.defer_probes = True
+    return AsyncMonitoredStream(chunks, mon, aprobe)
