@@ -6,7 +6,8 @@
 #   .ci/postgres.sh stop    # stop it and delete its data
 #   .ci/postgres.sh uri     # print the URI of the running server
 #
-# After `start`, "$STATE/env" holds `export AGENT_TOKRED_POSTGRES_URI=...` (source it) and
+# After `start`, "$STATE/env" holds `export AGENT_TOKRED_POSTGRES_URI=... AGENT_TOKRED_PGVECTOR=yes|no`
+# (source it) and
 # "$STATE/uri" the bare URI; "$STATE/pgvector" says whether the vector extension could be created
 # (Debian's packages here have no pgvector; the store then searches vectors in Python anyway) and
 # "$STATE/bin" which PostgreSQL runs. AGENT_TOKRED_PG_BIN forces a bin directory.
@@ -109,7 +110,7 @@ start_with() {
   fi
   uri="postgresql://postgres@127.0.0.1:$port/$DB"
   echo "$uri" >"$STATE/uri"
-  echo "export AGENT_TOKRED_POSTGRES_URI=$uri" >"$STATE/env"
+  echo "export AGENT_TOKRED_POSTGRES_URI=$uri AGENT_TOKRED_PGVECTOR=$(cat "$STATE/pgvector")" >"$STATE/env"
   echo "$uri"
 }
 

@@ -3,7 +3,9 @@
 ``make_store()`` is a context manager (the LangGraph server enters it once and closes it on exit):
 
 * default: SQLite in ``memory/store.sqlite`` (``AGENT_TOKRED_SQLITE_PATH`` moves it);
-* PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` (or a PostgreSQL ``DATABASE_URI``) holds a connection string.
+* PostgreSQL when ``AGENT_TOKRED_POSTGRES_URI`` (or a PostgreSQL ``DATABASE_URI``) holds a connection string;
+  vectors are then searched in PostgreSQL when the server has pgvector (any number of server
+  processes can share the database), else in process (the log says which).
 
 The file is loaded by path by the server, so it imports only absolute names.
 
@@ -51,7 +53,11 @@ def make_store(**options: Any) -> Iterator[MergingStore]:
 
         with PostgresStore.from_conn_string(uri) as inner:
             inner.setup()
-            yield MergingStore(inner, **options)
+            store = MergingStore(inner, **options)
+            try:
+                yield store
+            finally:
+                store.close()
         return
     from langgraph.store.sqlite import SqliteStore
 

@@ -29,6 +29,8 @@ from agent_tokred.store import MergePolicy, MergingStore
 from agent_tokred.strategies.merge import apply_merge_plan, bipartite_soft_matching, fuse_texts, line_template
 
 PG_URI = os.environ.get("AGENT_TOKRED_POSTGRES_URI") or os.environ.get("DATABASE_URI")
+# What .ci/postgres.sh found ("yes"/"no": the served store must search with pgvector or not); unset: either.
+PG_VECTOR = os.environ.get("AGENT_TOKRED_PGVECTOR")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -583,6 +585,8 @@ def test_make_store_uses_postgres_when_configured(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AGENT_TOKRED_POSTGRES_URI", PG_URI)
     with served(embed=topic_embed) as store:
         assert isinstance(store.store, PostgresStore)
+        if PG_VECTOR:
+            assert store.vector_search == ("postgres" if PG_VECTOR == "yes" else "process")
         store.put(("factory",), "k", {"text": "alpha in postgres"})
         assert store.search(("factory",), query="alpha", limit=1)[0].key == "k"
         store.delete(("factory",), "k")
