@@ -36,7 +36,7 @@ from ._tools_fetch import ToolDataNotAvailableError, cache_root
 
 __all__ = ["FAMILIES", "FORMATS", "ToolCase", "ToolDataNotAvailableError", "load_cases", "split_of"]
 
-_FORMAT = 1
+_FORMAT = 2
 Split = Literal["dev", "test", "all"]
 
 

@@ -4,8 +4,9 @@ How a case is made (``click`` and ``requests`` wheels, downloaded with ``pip dow
 
 * **Text**: one module's source; when the module is longer than :data:`WINDOW_LINES` lines, a window of
   that many lines holding the function (seeded position), as a paged file read returns it.
-* **Query**: what the function does, as a user would ask: "Which function <docstring summary, first
-  letter lowered>? Show me its signature." (the first line of the function's docstring, 4+ words).
+* **Query**: what the function does, as a user would ask: "Which function does this: <summary>? Show me
+  its signature." (the summary is the docstring's first paragraph, 4+ words; functions sharing one
+  summary with another function of the module are left out).
 * **Evidence**: the function's ``def`` line (stripped), the line an agent needs to name and call it.
   At most :data:`PER_MODULE` functions per module (seeded pick), so big modules do not dominate.
 """
@@ -34,6 +35,12 @@ def build() -> list[ToolCase]:
     return cases
 
 
+def _summary(doc: str) -> str:
+    """The docstring's first paragraph on one line, without its final period."""
+    first = doc.strip().split("\n\n")[0]
+    return " ".join(first.split()).rstrip(".")
+
+
 def _python_files(project: str) -> Callable[[str], bool]:
     return lambda name: name.startswith(f"{project}/") and name.endswith(".py")
 
@@ -47,10 +54,11 @@ def _module_cases(project: str, rel: str, source: str) -> list[ToolCase]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            doc = ast.get_docstring(node)
-            summary = doc.strip().splitlines()[0].strip().rstrip(".") if doc else ""
+            summary = _summary(ast.get_docstring(node) or "")
             if len(summary.split()) >= 4:
                 found.append((node, summary))
+    shared = {s for s in (f[1] for f in found) if sum(f[1] == s for f in found) > 1}
+    found = [f for f in found if f[1] not in shared]  # two functions, one docstring: the query names neither
     rng = random.Random(rel)
     picked = sorted(rng.sample(found, k=min(PER_MODULE, len(found))), key=lambda f: f[0].lineno)
     cases = []
@@ -63,6 +71,6 @@ def _module_cases(project: str, rel: str, source: str) -> list[ToolCase]:
             text = source
         if def_line not in text or len(text) < 200:
             continue
-        query = f"Which function {summary[:1].lower()}{summary[1:]}? Show me its signature."
+        query = f"Which function does this: {summary}? Show me its signature."
         cases.append(ToolCase("code", f"{rel}:{node.name}:{node.lineno}", query, text, (def_line,), "text"))
     return cases
