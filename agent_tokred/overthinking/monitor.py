@@ -11,11 +11,10 @@ Nothing is stopped once the answer part has begun. ``rule="convergence"`` keeps 
 
 Example:
     >>> m = OverthinkingMonitor()
-    >>> chunks = ["So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters.\\n\\n", "Wait, let me double-check: ",
-    ...           "9 * 60 = 540.\\n\\nYes, the answer is 540.\\n\\n", "Wait, let me verify once more."]
+    >>> chunks = ["He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n", "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n", "So the answer is 540.\\n\\n", "Wait, let me verify the whole thing once more from the start."]
     >>> [m.feed_text(c) for c in chunks]
     [False, False, False, True]
-    >>> m.record.answer, m.kept_reasoning.endswith("the answer is 540.\\n\\n")
+    >>> m.record.answer, m.kept_reasoning.endswith("So the answer is 540.\\n\\n")
     ('540', True)
 """
 

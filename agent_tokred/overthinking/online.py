@@ -17,11 +17,12 @@ consecutive probe answers agree).
 
 Example:
     >>> rule = OnlineStopRule()
-    >>> text = ("So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters.\\n\\nWait, let me double-check: "
-    ...         "9 * 60 = 540.\\n\\nYes, the answer is 540.\\n\\nWait, let me verify once more.")
+    >>> text = ("He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n"
+    ...         "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n"
+    ...         "So the answer is 540.\\n\\nWait, let me verify the whole thing once more from the start.")
     >>> decision = next(d for d in (rule.feed(text[i : i + 8]) for i in range(0, len(text), 8)) if d)
     >>> decision.answer, text[decision.cut_char :]
-    ('540', 'Wait, let me verify once more.')
+    ('540', 'Wait, let me verify the whole thing once more from the start.')
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from ._stop_features import (
 )
 from .answers import _NUMBER, _normalize_number, extract_candidates
 from .detectors import _CONTENT, _token_pairs, question_numbers
+
+_HEAD = 40  # characters of a step's opening that its features read
 
 #: A probe: given the thinking so far, the model's answer if it concluded now (``None``: no answer).
 Probe = Callable[[str], "str | None"]
@@ -209,12 +212,13 @@ class OnlineStopRule:
         if logprobs:
             self._add_logprobs(logprobs)
         for step in self.steps.feed(text):
-            if self._decide(step.index, step.reflection, step.text[:80], step.start) is not None:
+            if self._decide(step.index, step.reflection, step.text[:_HEAD], step.start) is not None:
                 return self.decision
             self._close(step)
-        refl = self.steps.head_reflection()
-        if refl is not None:
-            self._decide(self.steps.index, refl, self.steps.open[:80], self.steps.open_start)
+        # The open step is scored once its first _HEAD characters are in (as a closed step's head is).
+        if len(self.steps.open) >= _HEAD:
+            refl = bool(self.steps.head_reflection(final=True))
+            self._decide(self.steps.index, refl, self.steps.open[:_HEAD], self.steps.open_start)
         return self.decision
 
     def finish(self) -> None:
@@ -243,7 +247,7 @@ class OnlineStopRule:
         c.strong.update(x.value for x in cands if x.strength >= 3)
         if derived and derived[-1].value != c.latest:
             c.changed_step, c.checks_since = step.index, 0
-        elif step.reflection and CHECK.search(step.text[:80]) is not None:
+        elif step.reflection and CHECK.search(step.text[:_HEAD]) is not None:
             c.checks_since += 1
         if derived:
             c.latest, c.latest_step_text = derived[-1].value, sentence_at(step.text, derived[-1].start - step.start)
@@ -264,7 +268,8 @@ class OnlineStopRule:
         self._prev_redundancy = len(words & self._seen_words) / len(words) if words and self._seen_words else 0.0
         self._seen_words |= words
         self._prev_text = step.text
-        self._closed_texts.append(step.text)
+        if self.probe is not None or self.defer_probes:
+            self._closed_texts.append(step.text)  # the probe shows the model its thinking so far
         self._n_reflections += step.reflection
         end = step.start + len(step.text)
         self._spans = [s for s in self._spans if s[1] > end]
@@ -275,18 +280,18 @@ class OnlineStopRule:
 
     # -- decision --------------------------------------------------------------------------------
 
-    def features(self, reflection: bool, head: str) -> dict[str, float]:
+    def features(self, index: int, start: int, reflection: bool, head: str) -> dict[str, float]:
         """The feature values of a stop at the open step (``reflection``: it opens a reflection turn)."""
         c = self._c
         latest = c.latest
-        n_closed = self.steps.index
+        n_closed = index  # steps 0 .. index-1 are closed and in the state
         f = dict.fromkeys(FEATURES, 0.0)
         f["bias"] = 1.0
         f["reflection"] = float(reflection)
         f["check_turn"] = float(reflection and CHECK.search(head) is not None)
         f["prev_confirms"] = float(CONFIRM.search(self._prev_text) is not None)
         f["prev_redundancy"] = self._prev_redundancy
-        f["length"] = math.log1p(self.steps.open_start / 400)
+        f["length"] = math.log1p(start / 400)
         f["reflection_share"] = self._n_reflections / max(n_closed, 1)
         f["recent_values"] = math.log1p(len({v for _, v in c.recent}))
         f["explore_turn"] = float(reflection and EXPLORE.match(head.lstrip(" \t\n*#>-").lower()) is not None)
@@ -323,7 +328,7 @@ class OnlineStopRule:
         if index <= self._scored_step or start < self.config.min_chars:
             return None
         self._scored_step = index
-        feats = self.features(refl, head)
+        feats = self.features(index, start, refl, head)
         s = self.score(feats)
         self.scores.append(s)
         if self.record:

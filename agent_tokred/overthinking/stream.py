@@ -6,10 +6,9 @@ produced. Chunks may be strings, content-block mappings or LangChain message chu
 nothing is imported from LangChain here).
 
 Example:
-    >>> parts = ["So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters.\\n\\n", "Wait, let me double-check: ",
-    ...          "9 * 60 = 540.\\n\\nYes, the answer is 540.\\n\\n", "Wait, let me verify once more.", "never read"]
+    >>> parts = ["He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n", "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n", "So the answer is 540.\\n\\n", "Wait, let me verify the whole thing once more from the start.", "never read"]
     >>> s = monitor_stream(parts)
-    >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("verify once more.")
+    >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("from the start.")
     (True, '540', True)
 """
 
