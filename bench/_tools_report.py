@@ -28,7 +28,7 @@ def markdown_report(raw: dict[str, Any]) -> str:
         "# Tool-output bench: evidence kept in real agent tool outputs (issue 13)",
         "",
         f"Produced by `{raw['command']}` on {dt.date.today().isoformat()} ({platform.machine()}, Python "
-        f"{platform.python_version()}): {raw['split']} split, {raw['cases']} cases, budgets in {raw['tokenizer']}, "
+        f"{platform.python_version()}, engine at commit {raw.get('commit') or '?'}): {raw['split']} split, {raw['cases']} cases, budgets in {raw['tokenizer']}, "
         f"{raw['seconds']} s. Cells are percentages: mean over cases of the share of evidence strings (values that "
         "later ground-truth steps need) still in the output. `total` = mean over all cases; `macro` = mean of the "
         "family means. `clear` (LangChain `ClearToolUsesEdit`, trigger 0, keep 0, clear_at_least = (1 − rate) × the "
@@ -53,9 +53,26 @@ def markdown_report(raw: dict[str, Any]) -> str:
     lines += ["## All cases: tokens kept, budgets, structure, speed", "",
               markdown_table(["method", "rate", "results", "evidence kept %", "tokens kept %", "over budget",
                               "parses % (JSON/JSONL/YAML/CSV/TSV)", "ms per case", "errors"], rows)]
+    if methods:
+        lines += ["## Per format: evidence kept % / parses % (all families)", "", _format_table(raw, methods)]
     if raw.get("errors"):
         lines += ["Errors seen (first 20 distinct):", "", *[f"- `{e}`" for e in raw["errors"]], ""]
     return "\n".join(lines)
+
+
+def _format_table(raw: dict[str, Any], methods: list[str]) -> str:
+    figs = raw["figures"]
+    formats = sorted({k[4:] for m in methods for v in figs[m].values() for k in v if k.startswith("fmt:")})
+    first = figs[methods[0]][str(raw["rates"][0])]
+    headers = ["method", "rate", *[f"{f} (n={first.get(f'fmt:{f}', {}).get('n', 0)})" for f in formats]]
+    rows = []
+    for m in methods:
+        for rate in raw["rates"]:
+            cell = {k[4:]: v for k, v in figs[m][str(rate)].items() if k.startswith("fmt:")}
+            rows.append([m, f"{100 * rate:g}%", *[
+                f"{_pct(cell[f]['evidence_kept'])} / {_pct(cell[f]['parse_rate'])}" if f in cell else "–"
+                for f in formats]])
+    return markdown_table(headers, rows)
 
 
 def plot_evidence(raw: dict[str, Any], path: Path) -> None:

