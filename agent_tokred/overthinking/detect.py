@@ -35,6 +35,7 @@ from .detectors import (
     ConfidenceDetector,
     ConvergenceDetector,
     EmbeddingRedundancyDetector,
+    MentionGate,
     StepDetector,
     lexical_redundancy,
     reflection,
@@ -57,6 +58,8 @@ Reason = Literal[
     "not_a_trace",
 ]
 Redundancy = Literal["lexical", "embedding", "none"]
+AnchorGate = Literal["derived", "mentioned"]
+_ANCHOR_GATES: tuple[AnchorGate, ...] = ("derived", "mentioned")
 _REDUNDANCY: tuple[Redundancy, ...] = ("lexical", "embedding", "none")
 DEFAULT_MARKER = "\n[... {tokens} tokens of redundant re-checking removed]\n"
 
@@ -71,6 +74,8 @@ class OverthinkingConfig:
         k_anchored: with a conclusion: derivations of the conclusion's answer in the thinking.
         min_strength: weakest candidate counted online (1 "= x", 2 "so ... x", 3 "the answer is x").
         use_conclusion: anchor on the conclusion's answer when the trace has one.
+        anchor_gate: with a conclusion, when the cut may start: once its answer is ``"derived"``
+            ``k_anchored`` times, or once it is ``"mentioned"`` at all (any occurrence).
         redundancy: the redundancy detector: ``"lexical"`` (default, fast), ``"embedding"`` (MiniLM)
             or ``"none"``.
         strategy: the cut strategy (gates, triggers, thresholds).
@@ -83,6 +88,7 @@ class OverthinkingConfig:
     k_anchored: int = 1
     min_strength: int = 2
     use_conclusion: bool = True
+    anchor_gate: AnchorGate = "derived"
     redundancy: Redundancy = "lexical"
     strategy: CutStrategy = field(default_factory=CutStrategy)
     min_removed_tokens: int = 16
@@ -94,6 +100,8 @@ class OverthinkingConfig:
                 raise InvalidInputError(f"{name}={getattr(self, name)!r}; must be an int >= 1")
         if self.min_strength not in (1, 2, 3):
             raise InvalidInputError(f"min_strength={self.min_strength!r}; valid: 1, 2, 3")
+        if self.anchor_gate not in _ANCHOR_GATES:
+            raise UnknownNameError("anchor gate", self.anchor_gate, _ANCHOR_GATES)
         if self.redundancy not in _REDUNDANCY:
             raise UnknownNameError("redundancy detector", self.redundancy, _REDUNDANCY)
         if self.min_removed_tokens < 0:
@@ -251,7 +259,10 @@ def _score(
     logprobs: Sequence[Any] | None,
     prefix_len: int,
 ) -> dict[str, tuple[float, ...]]:
-    dets: dict[str, StepDetector] = {"convergence": conv, "reflection": reflection}
+    gate: StepDetector = conv
+    if conv.anchor is not None and cfg.anchor_gate == "mentioned":
+        gate = MentionGate(conv.anchor)
+    dets: dict[str, StepDetector] = {"convergence": gate, "reflection": reflection}
     if cfg.redundancy == "lexical":
         dets["redundancy"] = lexical_redundancy
     elif cfg.redundancy == "embedding":

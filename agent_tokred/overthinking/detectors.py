@@ -31,7 +31,7 @@ import numpy as np
 from ..criteria.base import Criterion
 from ..errors import InvalidInputError
 from ..units import Unit
-from .answers import _NUMBER, Candidate, _normalize_number, extract_candidates
+from .answers import _NUMBER, Candidate, _normalize_number, extract_candidates, mentions
 from .steps import is_reflection
 
 #: The criterion shape over steps; scores in [0, 1], 1 = redundant given the earlier steps.
@@ -114,6 +114,25 @@ class ConvergenceDetector:
 
     def __call__(self, steps: Sequence[Unit], question: str | None) -> list[float]:
         return [min(1.0, s.support / self.k) for s in self.states(steps, question)]
+
+
+@dataclass(frozen=True)
+class MentionGate:
+    """1.0 for the steps after the first one that mentions ``anchor`` (the conclusion's answer) at all.
+
+    A looser gate than :class:`ConvergenceDetector`: any occurrence counts, even a restated number
+    of the question, as in the "first re-check after the answer appears" rule.
+    """
+
+    anchor: str
+
+    def __call__(self, steps: Sequence[Unit], question: str | None) -> list[float]:
+        out: list[float] = []
+        seen = False
+        for step in steps:
+            out.append(1.0 if seen else 0.0)
+            seen = seen or bool(mentions(step.text, self.anchor))
+        return out
 
 
 def reflection(steps: Sequence[Unit], question: str | None) -> list[float]:
