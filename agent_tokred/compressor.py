@@ -22,20 +22,21 @@ from typing import Any, Literal
 import numpy as np
 
 from ._forms import detect_form, has_header, render_lines
-from ._jsonlike import parse_json_like
+from ._structured_input import StructuredDoc, parse_structured
 from ._timeout import ScoringTimedOut, call_with_deadline, check_timeout
 from ._validate import ensure_text
 from .archive import Archive, default_archive
 from .budget import Budget, make_budget
 from .criteria import Criterion, criterion_name, resolve_criterion
 from .criteria.auto import auto_criterion
-from .criteria.base import check_scores, minmax_normalize
+from .criteria.base import check_scores
 from .criteria.lexical import lexical
+from .criteria.records import DEFAULT_WEIGHTS, RecordWeights, record_scores
 from .errors import CompressionTimeoutError, ModelNotAvailableError, ScorerFailedError, UnknownNameError
 from .reduction import Reduction
-from .strategies.prune import plan_prune, render_text
-from .strategies.structured import ARRAY_HEAD_PRIOR, JsonUnits, array_head_prior, dropped_paths
-from .tokens import CachedCounter, TokenCounter, resolve_counter
+from .strategies.prune import estimate_costs, plan_prune, render_text
+from .strategies.structured import JsonUnits, dropped_paths
+from .tokens import CachedCounter, TokenCounter, resolve_counter, span_costs
 from .units import GRANULARITIES, Granularity, Unit, protected_spans, segment
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Compressor:
         self.archive = archive if archive is not None else default_archive()
         self.on_scorer_error = on_scorer_error
         self.progress = progress
+        self.record_weights: RecordWeights = DEFAULT_WEIGHTS
 
     def _stage(self, name: str) -> None:
         if self.progress is not None:
@@ -180,11 +182,11 @@ class Compressor:
         if tokens_before <= target and budget.threshold is None:
             return replace(base, handle=self.archive.put(text), note="within budget")
 
-        parsed = parse_json_like(text, exact_numbers=True) if self.strategy in ("auto", "compact") else None
-        form = "json" if parsed is not None else detect_form(text)
+        doc = parse_structured(text) if self.strategy in ("auto", "compact") else None
+        form = "json" if doc is not None else detect_form(text)
         crit = self._pick_criterion(query, form, tokens_before)
-        if parsed is not None:
-            result = self._compact_json(parsed[0], crit, query, target, budget, deadline)
+        if doc is not None:
+            result = self._compact_tree(doc, crit, query, target, budget, deadline)
         else:
             result = self._reduce_text(text, form, crit, query, target, budget, force_keep, tokens_before, deadline)
         out_text, info = result
@@ -229,8 +231,9 @@ class Compressor:
                 return render_text(units, [candidates[k] for k in keep], marker)
 
         self._stage("fitting")
+        costs = span_costs(self.counter, text, [(u.start, u.end) for u in sub]) if sub[0].start >= 0 else None
         plan = plan_prune(sub, sub_scores, budget_tokens=target, counter=self.counter, render=render,
-                          threshold=budget.threshold)
+                          threshold=budget.threshold, unit_costs=costs)  # costs: from the one input encoding
         if plan.tokens > target:  # not even the omission marker fits (tiny budget): the shortest honest text
             plan = replace(plan, keep=(), text="…" if self.counter.count("…") <= target else "")
         kept = [candidates[k] for k in plan.keep]
@@ -241,24 +244,27 @@ class Compressor:
             "note": note,
         }
 
-    def _compact_json(
-        self, value: Any, crit: Criterion, query: str | None, target: int, budget: Budget,
+    def _compact_tree(
+        self, doc: StructuredDoc, crit: Criterion, query: str | None, target: int, budget: Budget,
         deadline: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        tree = JsonUnits.build(value, max_unit_chars=max(16, min(400, target)))
-        units = _protect(list(tree.units), query, ())
+        tree = JsonUnits.build(doc.root, max_unit_chars=max(16, min(400, target)), dump=doc.dump)
+        units = list(tree.units)  # query ids rank their records (record_scores), not force-keep a field
         scores, crit_name, note = self._score(crit, units, query, deadline)
-        # API lists are ordered ("the first result"): the head of every array gets a decaying prior.
-        scores = minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
+        # API lists are ordered ("the first result"): the head of every array gets a decaying prior;
+        # ids, names and dates and the fields of records that match the task rank first, per token.
+        costs = estimate_costs(units, self.counter)
+        ranked = record_scores(units, scores, query, costs, tree.records(), self.record_weights,
+                               [leaf.value for leaf in tree.leaves])
         self._stage("fitting")
-        plan = plan_prune(units, scores, budget_tokens=target, counter=self.counter, render=tree.render,
-                          threshold=budget.threshold)
+        plan = plan_prune(units, ranked, budget_tokens=target, counter=self.counter, render=tree.render,
+                          threshold=budget.threshold, unit_costs=costs)
         if not plan.keep and self.counter.count(plan.text) > target:
-            # Not even an empty skeleton fits: fall back to the shortest valid JSON.
-            empty = "{}" if isinstance(value, dict) else "[]"
+            # Not even an empty skeleton fits: fall back to the shortest valid document.
+            empty = doc.empty_text
             plan = replace(plan, text=empty if self.counter.count(empty) <= target else "")
         return plan.text, {
-            "criterion": crit_name, "strategy": "compact", "unit": "field", "units_total": len(units),
+            "criterion": crit_name, "strategy": "compact", "unit": "field", "units_total": len(units), "fmt": doc.fmt,
             "units_kept": len(plan.keep), "dropped_paths": dropped_paths(units, plan.keep), "note": note,
         }
 

@@ -25,6 +25,8 @@ class Reduction:
         kept_spans: character spans of ``original`` that were kept (text strategies only), for views
             that grey out what was dropped.
         dropped_paths: JSON paths dropped (structured strategy only).
+        fmt: the structured format the input was read as and the result is written in (``json``,
+            ``jsonl``, ``pyliteral``, ``yaml``, ``csv``, ``tsv``, ``markdown``; empty for text).
         seconds: wall time of the reduction.
         note: why nothing was reduced, or a fallback that happened (empty when neither).
     """
@@ -43,6 +45,7 @@ class Reduction:
     units_kept: int = 0
     kept_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
     dropped_paths: tuple[str, ...] = field(default=(), repr=False)
+    fmt: str = ""
     seconds: float = 0.0
     note: str = ""
 

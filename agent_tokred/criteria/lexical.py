@@ -54,6 +54,11 @@ def _content_score(raw: str, ts: list[str], idf: dict[str, float]) -> float:
     return info + bonus / max(1.0, math.sqrt(len(ts)))
 
 
+def _whole(span: str, text: str) -> bool:
+    """``span`` occurs in ``text`` as a whole token (``8`` is not found inside ``3377618313``)."""
+    return re.search(rf"(?<![\w.]){re.escape(span)}(?![\w])", text) is not None
+
+
 def lexical(units: Sequence[Unit], query: str | None = None) -> list[float]:
     """Score units by informativeness and, when given, overlap with ``query``.
 
@@ -79,7 +84,8 @@ def lexical(units: Sequence[Unit], query: str | None = None) -> list[float]:
             tf = Counter(t for t in ts if t in q_set)
             norm = 1.2 * (0.25 + 0.75 * len(ts) / avg_len)
             bm25 = sum(idf.get(t, 1.0) * (c * 2.2) / (c + norm) for t, c in tf.items())
-            exact = sum(1 for p in q_protected if p in unit.text.lower())
+            low = unit.text.lower()
+            exact = sum(1 for p in q_protected if p in low and _whole(p, low))
             score = 3.0 * bm25 + 25.0 * exact + 0.5 * score
         scores.append(score)
     return scores

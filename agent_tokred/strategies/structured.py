@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,9 @@ def dumps(value: Any) -> str:
         if isinstance(obj, RawNumber):
             raw = True
             return _RAW_MARK + obj.text
+        text = getattr(obj, "unit_text", None)  # YAML scalars, table rows: measured and scored by their text
+        if isinstance(text, str):
+            return text
         raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
     out = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_raw_number)
@@ -70,14 +73,17 @@ class _Leaf:
 
 @dataclass(frozen=True)
 class JsonUnits:
-    """A JSON value cut into units, with the information needed to rebuild a pruned copy."""
+    """A JSON value (or any tree of dicts, lists and leaves) cut into units, with what is needed to
+    rebuild a pruned copy and to render it (``dump``: compact JSON by default; YAML, JSON lines and
+    tables pass their own)."""
 
     root: Any
     units: tuple[Unit, ...]
     leaves: tuple[_Leaf, ...]
+    dump: Callable[[Any], str] = dumps
 
     @classmethod
-    def build(cls, root: Any, max_unit_chars: int = 240) -> JsonUnits:
+    def build(cls, root: Any, max_unit_chars: int = 240, dump: Callable[[Any], str] = dumps) -> JsonUnits:
         """Cut ``root`` into units no larger than ``max_unit_chars`` of compact JSON where possible."""
         units: list[Unit] = []
         leaves: list[_Leaf] = []
@@ -91,13 +97,15 @@ class JsonUnits:
             nonlocal group
             dumped = dumps(value)
             is_container = isinstance(value, (dict, list)) and len(value) > 0
-            if len(dumped) <= max_unit_chars or not (is_container or isinstance(value, str)):
-                add(f"{label}: {dumped}" if label else dumped, path, steps, value)
+            text = _splittable_text(value)
+            if len(dumped) <= max_unit_chars or not (is_container or text is not None):
+                shown = value.unit_text if hasattr(value, "unit_text") else dumped
+                add(f"{label}: {shown}" if label else shown, path, steps, value)
                 return
-            if isinstance(value, str):
-                sentences = segment(value, "sentence")
+            if text is not None:
+                sentences = segment(text, "sentence")
                 if len(sentences) <= 1:
-                    sentences = segment(value, "word")
+                    sentences = segment(text, "word")
                 for k, s in enumerate(sentences):
                     add(f"{label}: {s.text}" if label else s.text, path, steps, s.text, piece=k)
                 return
@@ -108,11 +116,36 @@ class JsonUnits:
                 walk(child, _child_path(path, key), (*steps, key), str(name))
 
         walk(root, "$", (), "")
-        return cls(root=root, units=tuple(units), leaves=tuple(leaves))
+        return cls(root=root, units=tuple(units), leaves=tuple(leaves), dump=dump)
+
+    def records(self) -> list[tuple[tuple[str | int, ...], ...]]:
+        """For each unit, the records it lies in, outermost first.
+
+        A record is an element of a collection: an array, or an object whose values are at least
+        three objects with mostly the same keys (``{"9612497925": {...}, "8124970213": {...}}``).
+        """
+        memo: dict[tuple[str | int, ...], bool] = {}
+
+        def is_collection(value: Any, at: tuple[str | int, ...]) -> bool:
+            if at not in memo:
+                memo[at] = isinstance(value, list) or _record_dict(value)
+            return memo[at]
+
+        out: list[tuple[tuple[str | int, ...], ...]] = []
+        for leaf in self.leaves:
+            value, found = self.root, []
+            for depth, step in enumerate(leaf.steps):
+                if not isinstance(value, (dict, list)):
+                    break
+                if is_collection(value, leaf.steps[:depth]):
+                    found.append(leaf.steps[: depth + 1])
+                value = value[step]  # type: ignore[index]  # steps came from walking this tree
+            out.append(tuple(found))
+        return out
 
     def render(self, keep: Sequence[int]) -> str:
-        """Compact JSON of the tree restricted to the kept units, with omission markers."""
-        return dumps(self.rebuild(keep))
+        """The tree restricted to the kept units, with omission markers, in the input's format."""
+        return self.dump(self.rebuild(keep))
 
     def rebuild(self, keep: Sequence[int]) -> Any:
         """The pruned value (not serialised)."""
@@ -143,18 +176,56 @@ class JsonUnits:
                     out[OMITTED_KEY if OMITTED_KEY not in value else OMITTED_KEY * 2] = (
                         f"{dropped} more field{'s' if dropped != 1 else ''}"
                     )
-                return out
+                return _like(value, out)
             if isinstance(value, list):
                 kept = [build(child, (*steps, i)) for i, child in enumerate(value) if (*steps, i) in prefixes]
                 dropped = len(value) - len(kept)
                 if dropped:
-                    kept.append(f"… {dropped} more item{'s' if dropped != 1 else ''}")
-                return kept
+                    kept.append(f"… {dropped} more {_noun(steps, dropped, self.dump is dumps)}")
+                return _like(value, kept)
             return value
 
         if not prefixes:
             return _empty_like(self.root)
         return build(self.root, ())
+
+
+def _record_dict(value: Any) -> bool:
+    if not isinstance(value, dict) or len(value) < 3:
+        return False
+    children = list(value.values())
+    if not all(isinstance(c, dict) and c for c in children):
+        return False
+    first = set(children[0])
+    return sum(1 for c in children if len(first & set(c)) * 2 >= max(len(first), len(c))) >= 0.8 * len(children)
+
+
+def _splittable_text(value: Any) -> str | None:
+    """The text of a string leaf that may be cut into sentences (a str, or a YAML string scalar)."""
+    if isinstance(value, str):
+        return value
+    if getattr(value, "tag", None) == "tag:yaml.org,2002:str":
+        return str(value)
+    return None
+
+
+def _like(original: Any, built: Any) -> Any:
+    """Rebuild a container as the same type as its original (YAML containers carry their style)."""
+    kind = type(original)
+    if kind in (dict, list):
+        return built
+    out = kind(built)
+    out.__dict__.update(original.__dict__)
+    return out
+
+
+def _noun(steps: tuple[str | int, ...], count: int, json_out: bool) -> str:
+    """What dropped array entries are called: ``items``, or the array's own plural key (``events``)."""
+    key = steps[-1] if steps else None
+    if not json_out and isinstance(key, str) and len(key) > 3 and key.isalpha() and key.endswith("s"):
+        word = key.lower()
+        return word if count != 1 else word[:-1]
+    return "items" if count != 1 else "item"
 
 
 def _join_pieces(all_pieces: list[str], keep: list[int]) -> str:
