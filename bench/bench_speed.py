@@ -22,6 +22,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -173,13 +174,18 @@ def measure(form: str, tokens: int, criteria: Sequence[str], repeats: int) -> li
     return rows
 
 
-def _child(form: str, tokens: int, criterion: str) -> None:
+def _child(form: str, tokens: int, criterion: str, repeats: int = 1) -> None:
     text, query = build_input(form, tokens)
     rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ceiling = tokenizer_speeds(text, 1)
-    t = time.perf_counter()
-    result = compress_once(text, query, criterion)
-    seconds = time.perf_counter() - t
+    ceiling = tokenizer_speeds(text, repeats)
+    if repeats > 1:
+        compress_once(text, query, criterion)  # warm-up: model load, encoder build
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = compress_once(text, query, criterion)
+        times.append(time.perf_counter() - t)
+    seconds = statistics.median(times)
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
         "form": form, "tokens": result.tokens_before, "criterion": criterion, "used": result.criterion,
@@ -189,13 +195,57 @@ def _child(form: str, tokens: int, criterion: str) -> None:
     }))
 
 
-def measure_in_subprocess(form: str, tokens: int, criterion: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.bench_speed", "--child", form, str(tokens), criterion]
+def measure_in_subprocess(
+    form: str, tokens: int, criterion: str, repeats: int = 1, package_dir: Path | None = None
+) -> dict[str, Any]:
+    """One child run; ``package_dir`` puts another checkout's ``agent_tokred`` first on the path."""
+    args = ["--child", form, str(tokens), criterion, "--repeats", str(repeats)]
+    if package_dir is None:
+        cmd = [sys.executable, "-m", "bench.bench_speed", *args]
+    else:
+        code = (f"import sys; sys.path[:0] = [{str(package_dir)!r}, {str(ROOT)!r}]; "
+                f"from bench.bench_speed import main; sys.exit(main({args!r}))")
+        cmd = [sys.executable, "-c", code]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=1800)
     if proc.returncode != 0:
         return {"form": form, "tokens": tokens, "criterion": criterion, "error": proc.stderr[-2000:]}
     row: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return row
+
+
+def compare_with(rev: str, tokens: int, repeats: int) -> list[dict[str, Any]]:
+    """Lexical and learned tokens/s of the code at git ``rev`` and of this checkout, alternating children."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev, "agent_tokred"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        rows = []
+        for form in ("json", "logs", "yaml", "prose"):
+            if form == "yaml" and not (Path(tmp) / "agent_tokred" / "_yaml.py").exists():
+                continue
+            for crit in ("lexical", "learned"):
+                old = measure_in_subprocess(form, tokens, crit, repeats, Path(tmp))
+                new = measure_in_subprocess(form, tokens, crit, repeats)
+                if "error" in old or "error" in new:
+                    rows.append({"form": form, "criterion": crit, "error": old.get("error") or new.get("error")})
+                    continue
+                rows.append({"form": form, "tokens": new["tokens"], "criterion": crit, "rev": rev,
+                             "before_tokens_per_s": old["tokens_per_s"], "after_tokens_per_s": new["tokens_per_s"],
+                             "speedup": new["tokens_per_s"] / old["tokens_per_s"],
+                             "tiktoken_per_s": new["tokenizer_per_s"].get("tiktoken", 0.0),
+                             "after_share": _share(new)})
+    return rows
+
+
+def _compare_table(rows: list[dict[str, Any]], command: str) -> str:
+    body = [[r["form"], f"{r.get('tokens', 0):,}", r["criterion"], "error", "", "", "", ""] if "error" in r else
+            [r["form"], f"{r['tokens']:,}", r["criterion"], f"{r['before_tokens_per_s']:,.0f}",
+             f"{r['after_tokens_per_s']:,.0f}", f"{r['speedup']:.1f}x", f"{r['tiktoken_per_s']:,.0f}",
+             f"{r['after_share']:.0%}"] for r in rows]
+    headers = ["form", "tokens in", "criterion", "before tok/s", "after tok/s", "speedup", "tiktoken tok/s",
+               "after share of ceiling"]
+    caption = (f"`{command}`: before = `agent_tokred` at the given revision, after = this checkout; each in its "
+               "own child process, alternating, medians over repeats, same machine and run.")
+    return markdown_table(headers, body, caption)
 
 
 def _share(row: dict[str, Any]) -> float:
@@ -249,11 +299,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--relevance", action="store_true", help="also time the relevance criterion (needs models)")
     ap.add_argument("--sizes", type=int, nargs="*", help="input sizes in tokens (default 2k 20k 200k 1M)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--compare", metavar="REV", help="only time lexical/learned at 20k tokens against git REV")
     ap.add_argument("--child", nargs=3, metavar=("FORM", "TOKENS", "CRITERION"), help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        _child(args.child[0], int(args.child[1]), args.child[2])
+        _child(args.child[0], int(args.child[1]), args.child[2], args.repeats)
         return 0
+    if args.compare:
+        rows = compare_with(args.compare, 20_000, 3 if args.quick else 5)
+        command = f"python -m bench.bench_speed --compare {args.compare}" + (" --quick" if args.quick else "")
+        write_outputs(args.out, f"{NAME}_compare", "### Speed before/after\n\n" + _compare_table(rows, command),
+                      {"command": command, "rows": rows})
+        print((args.out / f"{NAME}_compare.md").read_text(encoding="utf-8"))
+        return 0 if all("error" not in r for r in rows) else 1
     raw = run(args.quick, args.out, relevance=args.relevance, sizes=args.sizes)
     print((args.out / f"{NAME}.md").read_text(encoding="utf-8"))
     return 0 if all("error" not in r for r in raw["rows"]) else 1

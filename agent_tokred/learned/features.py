@@ -63,6 +63,7 @@ _QTYPE = (
     ("what", re.compile(r"\bwhat\b|\bwhich\b|\bname\b")),
 )
 _K1, _B = 1.2, 0.75
+_VECTOR_BLOCK = 16_384  # word pieces gathered at once for the static vectors
 
 
 def query_type(query: str | None) -> str:
@@ -90,6 +91,24 @@ def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return out
     nonempty = starts[1:] > starts[:-1]
     out[nonempty] = np.add.reduceat(values, starts[:-1][nonempty], axis=0)
+    return out
+
+
+def _weighted_vector_sums(vectors: np.ndarray, ids: np.ndarray, w: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``_segment_sums(vectors[ids] * w[:, None], starts)``, a block of units at a time.
+
+    The gathered ``(tokens, dim)`` matrix of a whole input would be gigabytes at a million tokens;
+    blocks keep it to a few megabytes and give the same sums (each unit is summed in one block).
+    """
+    n = len(starts) - 1
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    k = 0
+    while k < n:
+        end = int(np.searchsorted(starts, starts[k] + _VECTOR_BLOCK, side="right")) - 1
+        end = min(max(end, k + 1), n)
+        a, b = int(starts[k]), int(starts[end])
+        out[k:end] = _segment_sums(vectors[ids[a:b]] * w[a:b, None], starts[k : end + 1] - a)
+        k = end
     return out
 
 
@@ -172,7 +191,7 @@ def unit_features(units: Sequence[Unit], query: str | None, vocab: StaticVocabul
 
     # Static meaning: IDF-weighted mean vectors, cosine to the query.
     w = np.where(content, idf_tok, 0.0)
-    usum = _segment_sums(vocab.vectors[ids] * w[:, None], starts)
+    usum = _weighted_vector_sums(vocab.vectors, ids, w, starts)
     bsum = np.zeros((nb, vocab.dim))
     np.add.at(bsum, block, usum)
     qw = _lookup(uniq, idf_uniq, q_ids, max_idf) * vocab.content[q_ids]

@@ -18,9 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,11 @@ from ..errors import ModelNotAvailableError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "–", "—", "…", "«", "»"}
+# What BertNormalizer + BertPreTokenizer make of ASCII text once lower-cased: runs of letters and digits,
+# and each punctuation character alone (white space separates; control characters take the slow path).
+_ASCII_PIECE = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PIECE_CACHE = 1 << 19  # distinct pre-tokens remembered per vocabulary
 
 
 def _tokenizers() -> Any:
@@ -70,6 +76,7 @@ class StaticVocabulary:
     vectors: np.ndarray
     content: np.ndarray
     digit: np.ndarray
+    _pieces: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, tokens: Sequence[str], vectors: np.ndarray) -> StaticVocabulary:
@@ -95,15 +102,36 @@ class StaticVocabulary:
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of all ``texts`` concatenated, and where each text's ids start (plus the end).
 
+        ASCII inputs (most tool outputs) are split here with one regular expression and each distinct
+        pre-token goes through the WordPiece model once (the same ids as the full tokenizer, which a
+        test checks); other inputs go through the Rust tokenizer's batch encoder.
+
         Returns:
             ``(ids, starts)``: ``ids[starts[k]:starts[k + 1]]`` are the ids of ``texts[k]``.
         """
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        starts = np.zeros(len(encodings) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(starts[-1]))
-        return ids, starts
+        per_text: list[list[int]] = [[] for _ in texts]
+        slow: list[int] = []
+        cache, tokenize = self._pieces, self.tokenizer.model.tokenize
+        for k, text in enumerate(texts):
+            if not text.isascii() or _ASCII_CONTROL.search(text):
+                slow.append(k)
+                continue
+            ids = per_text[k]
+            for piece in _ASCII_PIECE.findall(text.lower()):
+                got = cache.get(piece)
+                if got is None:
+                    got = [t.id for t in tokenize(piece)]
+                    if len(cache) < _PIECE_CACHE:
+                        cache[piece] = got
+                ids.extend(got)
+        if slow:
+            encodings = self.tokenizer.encode_batch([texts[k] for k in slow], add_special_tokens=False)
+            for k, e in zip(slow, encodings):
+                per_text[k] = e.ids
+        starts = np.zeros(len(per_text) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in per_text], out=starts[1:])
+        ids_all = np.fromiter((i for x in per_text for i in x), dtype=np.int64, count=int(starts[-1]))
+        return ids_all, starts
 
 
 def vocabulary_from_tensors(tensors: Mapping[str, np.ndarray]) -> StaticVocabulary:

@@ -32,9 +32,9 @@ from ..units import Unit
 
 Renderer = Callable[[Sequence[int]], str]
 
-_GUIDED_STEPS = 4  # estimate-guided exact checks before the bracket is binary-searched
+_GUIDED_STEPS = 5  # estimate-guided exact checks before the bracket is binary-searched
 _FILL_ROUNDS = 3
-_MAX_CHECKS = 40  # a bound on exact checks in the fill phase (each renders and counts the result)
+_MAX_CHECKS = 32  # a bound on exact checks (each renders and counts the result)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ def plan_prune(
     if not empty.fits:
         # Even the empty rendering is over budget (a renderer skeleton larger than the budget).
         return KeepPlan((), empty.tokens, empty.text)
-    best_k, best = _longest_fitting_prefix(order, costs, check, empty)
+    margin = (budget_tokens - empty.tokens) // 128  # close enough: the fill uses the rest
+    best_k, best = _longest_fitting_prefix(order, costs, check, 0, empty, margin)
     keep, best = _fill(order, best_k, costs, check, best)
     return KeepPlan(tuple(sorted(keep)), best.tokens, best.text)
 
@@ -133,34 +134,40 @@ class _Checker:
 
 
 def _longest_fitting_prefix(
-    order: Sequence[int], costs: np.ndarray, check: _Checker, empty: _Check
+    order: Sequence[int], costs: np.ndarray, check: _Checker, start: int, fitting: _Check, margin: int
 ) -> tuple[int, _Check]:
-    """The longest prefix of ``order`` whose rendering fits, found from estimates with few exact checks.
+    """A long prefix of ``order`` (at least ``start`` long) whose rendering fits, in few exact checks.
 
-    Estimates are ``empty + scale * cost(prefix)``; ``scale`` is re-measured at every check, so a
-    renderer's separators and markers and the non-additivity of token counts are learnt, not assumed.
-    Once the estimate has bracketed the cut, a binary search over the (narrow) bracket finishes it.
+    ``fitting`` is the check of ``order[:start]``. Each probe is placed on estimates: extrapolated
+    from the fitting end with the slope (tokens per unit of estimated cost) the checks have measured,
+    then interpolated inside the bracket once a probe is over. A renderer's separators and omission
+    markers and the non-additivity of token counts are thus learnt, not assumed. The search stops
+    once the fitting end is within ``margin`` tokens of the budget (the fill uses the rest); a binary
+    search over what is left of the bracket guarantees the end otherwise.
     """
-    budget, base = check.budget, empty.tokens
+    budget = check.budget
     prefix = np.cumsum(costs[np.asarray(order, dtype=np.int64)]) if len(order) else np.zeros(0, np.int64)
-    lo_k, lo = 0, empty  # the longest prefix known to fit
-    hi_k = len(order) + 1  # the shortest prefix known not to fit
-    scale = 1.0
+    lo_k, lo, hi_k = start, fitting, len(order) + 1
+    lo_pt, hi_pt = (float(prefix[start - 1]) if start else 0.0, float(fitting.tokens)), None
+    slope = 1.0
     for step in range(_GUIDED_STEPS):
-        if hi_k - lo_k <= 1:
+        if hi_k - lo_k <= 1 or 0 < budget - lo.tokens <= margin or check.calls >= _MAX_CHECKS:
             break
-        # aim a little under the budget after the first check, so one probe usually lands on each side
-        aim = budget - (0 if step % 2 == 0 else max(2, (budget - base) // 64))
-        k = int(np.searchsorted(prefix, (aim - base) / scale, side="right"))
-        k = min(max(k, lo_k + 1), hi_k - 1)
+        if hi_pt is None:  # extrapolate from the fitting end: just under the budget first, then at it
+            want = lo_pt[0] + (budget - (margin // 2 if step == 0 else 0) - lo_pt[1]) / slope
+        else:  # interpolate inside the bracket (regula falsi), just under the budget
+            rise = hi_pt[1] - lo_pt[1]
+            want = lo_pt[0] + (budget - margin // 2 - lo_pt[1]) * (hi_pt[0] - lo_pt[0]) / rise if rise > 0 else 0.0
+        k = min(max(int(np.searchsorted(prefix, want, side="right")), lo_k + 1), hi_k - 1)
         result = check(order[:k])
-        if prefix[k - 1] > 0 and result.tokens > base:
-            scale = (result.tokens - base) / float(prefix[k - 1])
+        point = (float(prefix[k - 1]), float(result.tokens))
+        if point[0] > lo_pt[0] and point[1] > lo_pt[1]:
+            slope = (point[1] - lo_pt[1]) / (point[0] - lo_pt[0])
         if result.fits:
-            lo_k, lo = k, result
+            lo_k, lo, lo_pt = k, result, point
         else:
-            hi_k = k
-    while hi_k - lo_k > 1:
+            hi_k, hi_pt = k, point
+    while hi_k - lo_k > 1 and not 0 < budget - lo.tokens <= margin and check.calls < _MAX_CHECKS:
         mid = (lo_k + hi_k) // 2
         result = check(order[:mid])
         if result.fits:
@@ -175,14 +182,14 @@ def _fill(
 ) -> tuple[list[int], _Check]:
     """Fill the room left after the cut with later units whose estimated cost fits, in batches.
 
-    Each round adds, in selection order, every unit that still fits the estimated slack, checks the
-    batch exactly once, and on overflow keeps the longest fitting part of the batch (binary search).
+    Each round takes, in selection order, every unit that fits the estimated slack and keeps the
+    longest part of that batch whose rendering fits (the same estimate-guided search as the cut).
     """
     keep = list(order[:start])
     rest = list(order[start:])
     for _ in range(_FILL_ROUNDS):
         slack = check.budget - best.tokens
-        if slack <= 0 or not rest:
+        if slack <= 0 or not rest or check.calls >= _MAX_CHECKS:
             break
         batch, room = [], slack
         for i in rest:
@@ -192,29 +199,14 @@ def _fill(
                 room -= c
         if not batch:
             break
-        taken, result = _longest_fitting_batch(keep, batch, check)
-        if taken == 0:
+        taken, best = _longest_fitting_prefix([*keep, *batch], costs, check, len(keep), best, 0)
+        taken -= len(keep)
+        if taken <= 0:
             break
         keep.extend(batch[:taken])
-        best = result
         chosen = set(batch[:taken])
         rest = [i for i in rest if i not in chosen]
     return keep, best
-
-
-def _longest_fitting_batch(keep: list[int], batch: list[int], check: _Checker) -> tuple[int, _Check]:
-    full = check([*keep, *batch])
-    if full.fits:
-        return len(batch), full
-    lo_k, lo, hi_k = 0, _Check(False, 0, ""), len(batch)
-    while hi_k - lo_k > 1 and check.calls < _MAX_CHECKS:
-        mid = (lo_k + hi_k) // 2
-        result = check([*keep, *batch[:mid]])
-        if result.fits:
-            lo_k, lo = mid, result
-        else:
-            hi_k = mid
-    return lo_k, lo
 
 
 def estimate_costs(units: Sequence[Unit], counter: TokenCounter, exact_up_to: int = 250_000) -> list[int]:
