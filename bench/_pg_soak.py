@@ -286,12 +286,28 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(res, indent=2))
     if str(args.out):
         cmd = "python -m bench._pg_soak " + " ".join(argv if argv is not None else sys.argv[1:])
-        rows = [[k, res[k]] for k in (
-            "seconds", "writers", "readers", "namespaces", "writes_per_s", "searches", "search_p50_ms",
-            "search_p95_ms", "expected_live", "merged_memories", "lost", "duplicated", "resurrected",
-            "cross_namespace_results", "cross_namespace_sources", "vector_rows_not_mirroring_records",
-            "reader_errors",
-        )]
+        rows = [
+            [k, res[k]]
+            for k in (
+                "seconds",
+                "writers",
+                "readers",
+                "namespaces",
+                "writes_per_s",
+                "searches",
+                "search_p50_ms",
+                "search_p95_ms",
+                "expected_live",
+                "merged_memories",
+                "lost",
+                "duplicated",
+                "resurrected",
+                "cross_namespace_results",
+                "cross_namespace_sources",
+                "vector_rows_not_mirroring_records",
+                "reader_errors",
+            )
+        ]
         md = markdown_table(["soak on PostgreSQL + pgvector", "value"], rows, caption=f"Command: `{cmd.strip()}`")
         write_outputs(args.out, "memory_soak", md, res)
     bad = res["lost"] + res["duplicated"] + res["resurrected"] + res["cross_namespace_results"]

