@@ -18,6 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 from .._patterns import CJK, PROTECTED
 from ..units import Unit
@@ -32,7 +33,13 @@ STOP_WORDS = frozenset(
 
 def terms(text: str) -> list[str]:
     """Lower-cased terms of ``text``: protected spans whole, CJK per character, else word characters."""
-    return [m.group().lower() for m in _TERM.finditer(text)]
+    return list(_cached_terms(text))
+
+
+@lru_cache(maxsize=65536)
+def _cached_terms(text: str) -> tuple[str, ...]:
+    # Units are scored by more than one pass (lexical, record ranking); the regex is the costly part.
+    return tuple(map(str.lower, _TERM.findall(text)))
 
 
 def _idf(units_terms: Sequence[list[str]]) -> dict[str, float]:
