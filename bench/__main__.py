@@ -34,6 +34,7 @@ BENCHES: tuple[str, ...] = (
     "bench_memory",
     "bench_learned",
     "bench_tools",
+    "bench_speed",
 )
 
 

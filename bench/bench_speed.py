@@ -131,11 +131,22 @@ def _median_s(fn: Callable[[], Any], repeats: int) -> float:
 
 def compress_once(text: str, query: str, criterion: str) -> Any:
     """One ``compress`` at :data:`RATE` with a fresh compressor and archive (no warm count cache)."""
+    _forget_unit_caches()
     comp = Compressor(criterion=criterion, archive=InMemoryArchive())
     result = comp.compress(text, query=query, budget=make_budget(rate=RATE))
     if result.tokens_after > result.budget_tokens:
         raise AssertionError(f"over budget: {result.tokens_after} > {result.budget_tokens}")
     return result
+
+
+def _forget_unit_caches() -> None:
+    """Drop caches keyed by this input's unit texts, so a repeat is timed like a new input."""
+    import importlib
+
+    lexical_module = importlib.import_module("agent_tokred.criteria.lexical")
+    cached = getattr(lexical_module, "_cached_terms", None)
+    if cached is not None:
+        cached.cache_clear()
 
 
 def tokenizer_speeds(text: str, repeats: int) -> dict[str, float]:
