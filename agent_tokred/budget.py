@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -72,3 +73,32 @@ def make_budget(
             f"invalid budget (rate={rate!r}, target_tokens={target_tokens!r}, threshold={threshold!r}): {problems}. "
             "rate must be in (0, 1], target_tokens >= 1, threshold in [0, 1]"
         ) from None
+
+
+@dataclass(frozen=True)
+class MessageBudget:
+    """The budgets one message reduction runs under, from the policy to the plan (one value, read once).
+
+    Built by :meth:`agent_tokred.messages.policy.ContextPolicy.budget_for`; the message engine reads
+    nothing else about sizes.
+
+    Attributes:
+        total: most tokens the messages may hold in all (a call's or a saved history's; ``None``: no limit).
+        per_message: most tokens one tool output keeps (``None``: no per-message limit).
+        min_tokens: messages shorter than this are never compressed.
+        floor_tokens: the smallest size an old message is squeezed to for ``total``.
+
+    Example:
+        >>> MessageBudget(total=8000, per_message=100, min_tokens=128).message_limit
+        128
+    """
+
+    total: int | None
+    per_message: int | None
+    min_tokens: int = 0
+    floor_tokens: int = 1
+
+    @property
+    def message_limit(self) -> int | None:
+        """Tool outputs over this many tokens are held to ``per_message`` (never below ``min_tokens``)."""
+        return None if self.per_message is None else max(self.per_message, self.min_tokens)

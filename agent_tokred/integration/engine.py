@@ -1,8 +1,8 @@
 """The shared state of every adapter: policy, compressor, token memo and where originals go.
 
 The middleware, the LangGraph nodes, ``wrap()`` and ``pre_model_hook`` are thin adapters over one
-:class:`ReductionEngine`, which calls the pure core (:mod:`~agent_tokred.integration.messages`) with
-the archive of the current run: the run's store (or the engine's, or a process-local default) in
+:class:`ReductionEngine`, which calls the message engine (:mod:`agent_tokred.messages`, through
+:mod:`~agent_tokred.integration.messages`) with the archive of the current run: the run's store (or the engine's, or a process-local default) in
 the namespace of the current thread or user.
 
 Example:
@@ -21,11 +21,14 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langgraph.store.base import BaseStore
 
 from ..compressor import Compressor
-from ._content import MessageTally, marker
+from ..messages.reduce import make_parts, needs_reduction
+from ..messages.report import StepKind, StepReport
+from ..messages.state import ReductionParts
+from ..messages.tally import MessageTally
+from ._units import CODEC, to_unit, to_units
 from .archive import StoreArchive, archive_for_runtime
-from .messages import reduce_messages, reduce_tool_message
+from .messages import reduce_tool_message, reduce_units_of
 from .policy import ContextPolicy, make_policy
-from .report import StepReport
 
 
 class ReductionEngine:
@@ -52,43 +55,38 @@ class ReductionEngine:
         )
         self.store = store
         self.tally = MessageTally(self.compressor.counter, self.policy.message_overhead_tokens)
-        self._hold_policy: ContextPolicy | None = None
 
     def archive(self, runtime: Any = None, config: Mapping[str, Any] | None = None) -> StoreArchive:
         """The archive for the current run (store and thread/user namespace)."""
         return archive_for_runtime(runtime, self.policy.archive_scope, self.store, config)
 
+    def parts(self, runtime: Any = None, config: Mapping[str, Any] | None = None) -> ReductionParts:
+        """The engine's parts with the archive of the current run."""
+        return make_parts(self.policy, self.compressor, self.archive(runtime, config), self.tally, CODEC)
+
     def needs_reduction(self, messages: Sequence[BaseMessage], budget: int | None) -> bool:
         """Cheap check: is an unmarked tool output over its budget, or the total over ``budget``?"""
-        p = self.policy
-        limit = None if p.message_budget is None else max(p.message_budget, p.min_tokens)
-        total = 0
-        for msg in messages:
-            if limit is not None and isinstance(msg, ToolMessage) and marker(msg) is None and (
-                    self.tally.content(msg) > limit) and (msg.name or "") not in p.never_compress_tools:
-                return True
-            total += self.tally.count(msg)
-        return budget is not None and total > budget
+        return needs_reduction(to_units(messages), self.policy.budget_for(budget), self.tally,
+                               self.policy.never_compress_tools)
 
     def tool_needs_reduction(self, msg: ToolMessage) -> bool:
-        budget = self.policy.message_budget
-        return budget is not None and self.tally.content(msg) > max(budget, self.policy.min_tokens)
+        """Is this tool output over the per-message limit (whatever its marker or name)?"""
+        limit = self.policy.budget_for(None).message_limit
+        return limit is not None and self.tally.content(to_unit(msg)) > limit
 
     def reduce(
         self,
         messages: Sequence[BaseMessage],
         *,
         budget: int | None = None,
-        kind: str = "model_call",
+        kind: StepKind = "model_call",
         runtime: Any = None,
         config: Mapping[str, Any] | None = None,
         query: str | None = None,
     ) -> tuple[list[BaseMessage], StepReport]:
-        """:func:`~agent_tokred.integration.messages.reduce_messages` with this engine's parts."""
-        return reduce_messages(
-            messages, policy=self.policy, compressor=self.compressor, archive=self.archive(runtime, config),
-            query=query, tally=self.tally, budget=budget, kind=kind,
-        )
+        """Reduce ``messages`` to ``budget`` (default ``policy.call_budget``) with this engine's parts."""
+        total = self.policy.call_budget if budget is None else budget
+        return reduce_units_of(messages, self.parts(runtime, config), self.policy.budget_for(total), query, kind)
 
     def reduce_tool(
         self,
@@ -108,9 +106,5 @@ class ReductionEngine:
         self, messages: Sequence[BaseMessage], *, runtime: Any = None, config: Mapping[str, Any] | None = None
     ) -> tuple[list[BaseMessage], StepReport]:
         """Only the per-message pass: every unmarked tool output held to ``message_budget``."""
-        if self._hold_policy is None:
-            self._hold_policy = self.policy.model_copy(update={"call_budget": None})
-        return reduce_messages(
-            messages, policy=self._hold_policy, compressor=self.compressor,
-            archive=self.archive(runtime, config), tally=self.tally, kind="tool_output",
-        )
+        return reduce_units_of(messages, self.parts(runtime, config), self.policy.budget_for(None), None,
+                               "tool_output")

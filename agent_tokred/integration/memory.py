@@ -243,7 +243,7 @@ class _Memory:
     def recall(self, messages: Sequence[BaseMessage], runtime: Any = None) -> str:
         if self.policy.recall_tokens <= 0:
             return ""
-        query = pick_query(coerce_messages(list(messages)), "human")
+        query = pick_query(coerce_messages(list(messages)), self.policy.query_source)
         if not query:
             return ""
         store, ns = self.resolve(runtime)

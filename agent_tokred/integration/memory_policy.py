@@ -9,6 +9,7 @@ from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InvalidInputError
+from ..messages.policy import QuerySource
 from ..store import _layout as layout
 
 
@@ -26,6 +27,8 @@ class MemoryPolicy(BaseModel):
             or ``global``.
         namespace_prefix: labels before the scope's (``("memory", "thread", <id>)`` by default).
         tokenizer: what the budgets are counted in (default ``o200k_base``).
+        query_source: what memories are searched for: the latest human request, the model's latest
+            plan (its last AI text), both, or nothing (no recall), as :class:`ContextPolicy`'s.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -39,6 +42,7 @@ class MemoryPolicy(BaseModel):
     scope: Literal["thread", "user", "global"] = "thread"
     namespace_prefix: tuple[str, ...] = ("memory",)
     tokenizer: Any = None
+    query_source: QuerySource = "human"
 
     @model_validator(mode="after")
     def _check(self) -> MemoryPolicy:
