@@ -24,6 +24,8 @@ a selection from the core; the selection itself is in :mod:`._example_select`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 __all__ = ["cluster_cut", "extend_selection", "grow_order", "persistence", "relevant_set"]
@@ -159,13 +161,19 @@ def relevant_set(
     return cand[order[:core]], cand[order[core:end]]
 
 
+class Scored(NamedTuple):
+    """Per-example arrays of one selection: relevance quality, unit vectors, token costs."""
+
+    quality: np.ndarray
+    vectors: np.ndarray
+    costs: np.ndarray
+
+
 def extend_selection(
     best: tuple[list[int], list[float]],
     core: np.ndarray,
     extension: np.ndarray,
-    quality: np.ndarray,
-    vectors: np.ndarray,
-    costs: np.ndarray,
+    scored: Scored,
     capacity: int,
     diversity: float,
     duplicate_threshold: float,
@@ -178,6 +186,7 @@ def extend_selection(
     quality is below ``1/e`` of it (more than one ``temperature`` less similar to the query); the
     extension ends there rather than fill a leftover sliver with a less related example.
     """
+    quality, vectors, costs = scored
     chosen, gains = list(best[0]), list(best[1])
     if not chosen:
         return chosen, gains

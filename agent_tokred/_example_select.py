@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ._example_cluster import extend_selection, relevant_set
+from ._example_cluster import Scored, extend_selection, relevant_set
 from .errors import InvalidInputError, ModelNotAvailableError
 from .tokens import TokenCounter
 
@@ -289,7 +289,8 @@ def run_selection(
     if extension.size:
         quality[extension] = np.exp((rel[extension] - s_best) / policy.temperature)
         best = extend_selection(
-            best, idx, extension, quality, vectors, costs, capacity, policy.diversity, policy.duplicate_threshold
+            best, idx, extension, Scored(quality, vectors, costs), capacity, policy.diversity,
+            policy.duplicate_threshold,
         )
     chosen = [_record(pool, i, float(rel[i]), g, query, compress, rate, compressor) for i, g in zip(*best)]
     chosen, used = _fit_exactly(pool, chosen, budget)

@@ -20,6 +20,8 @@ import threading
 from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
+from .errors import NotArchivedError
+
 logger = logging.getLogger(__name__)
 
 HANDLE_PREFIX = "tkr-"
@@ -103,9 +105,9 @@ def recall(handle: str, archive: Archive | None = None) -> str:
     """Return the original archived under ``handle``.
 
     Raises:
-        KeyError: no original under that handle in this archive.
+        NotArchivedError: no original under that handle in this archive (a ``KeyError``).
     """
     text = (archive or _DEFAULT).get(handle)
     if text is None:
-        raise KeyError(f"no original archived under handle {handle!r}")
+        raise NotArchivedError(f"no original archived under handle {handle!r}")
     return text

@@ -37,7 +37,7 @@ class Budget(BaseModel):
     @model_validator(mode="after")
     def _one_mode(self) -> Budget:
         if self.rate is None and self.target_tokens is None and self.threshold is None:
-            raise ValueError("give rate, target_tokens or threshold")
+            raise BudgetError("give rate, target_tokens or threshold")
         return self
 
     def tokens_for(self, tokens_before: int) -> int:

@@ -33,6 +33,13 @@ class UnknownNameError(TokredError, ValueError):
         super().__init__(f"unknown {kind} {name!r}; valid names: {', '.join(self.valid)}")
 
 
+class NotArchivedError(TokredError, KeyError):
+    """No original is archived under a handle (a ``KeyError``, as a missing key is)."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
 class ModelNotAvailableError(TokredError, RuntimeError):
     """A model needed by a criterion is not installed; the message says what to install."""
 

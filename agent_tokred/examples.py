@@ -309,16 +309,14 @@ def select_examples(
     query: str,
     budget: int,
     *,
-    input_keys: Sequence[str] | None = None,
-    formatter: Formatter | Any | None = None,
-    tokenizer: Any = None,
-    embed: EmbedFn | Any | None = None,
-    separator: str = "\n\n",
     policy: SelectionPolicy | None = None,
+    **pool_options: Any,
 ) -> ExampleSelection:
     """One call for non-LangChain users: the most useful examples for ``query`` within ``budget``.
 
-    Builds a throw-away :class:`ExamplePool`; keep a pool yourself to embed a large pool only once.
+    Builds a throw-away :class:`ExamplePool` with ``pool_options`` (``input_keys``, ``formatter``,
+    ``tokenizer``, ``embed``, ``separator`` ...: :class:`ExamplePool`'s keyword options); keep a pool
+    yourself to embed a large pool only once.
 
     Example:
         >>> import numpy as np
@@ -329,15 +327,7 @@ def select_examples(
         >>> sel.indices
         [0]
     """
-    pool = ExamplePool(
-        examples,
-        input_keys=input_keys,
-        formatter=formatter,
-        tokenizer=tokenizer,
-        embed=embed,
-        separator=separator,
-    )
-    return pool.select(query, budget, policy=policy)
+    return ExamplePool(examples, **pool_options).select(query, budget, policy=policy)
 
 
 def _resolve_formatter(formatter: Any) -> Formatter:

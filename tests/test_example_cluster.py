@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent_tokred._example_cluster import cluster_cut, extend_selection, grow_order, persistence, relevant_set
+from agent_tokred._example_cluster import Scored, cluster_cut, extend_selection, grow_order, persistence, relevant_set
 from agent_tokred.examples import ExamplePool, SelectionPolicy
 
 DIM = 48
@@ -99,10 +99,10 @@ def unit_vectors(n: int) -> np.ndarray:
 def test_extension_waits_until_the_core_is_used_up() -> None:
     vecs, costs, quality = unit_vectors(4), np.array([10, 10, 10, 10]), np.array([1.0, 0.9, 0.8, 0.7])
     # core example 1 is not chosen (it did not fit earlier) and is no duplicate: no extension
-    got = extend_selection(([0], [1.0]), np.array([0, 1]), np.array([2, 3]), quality, vecs, costs, 40, 0.5, 1.0)
+    got = extend_selection(([0], [1.0]), np.array([0, 1]), np.array([2, 3]), Scored(quality, vecs, costs), 40, 0.5, 1.0)
     assert got == ([0], [1.0])
     # every core example chosen: the extension comes in, in its order, while it fits
-    got = extend_selection(([0, 1], [1.0, 0.9]), np.array([0, 1]), np.array([3, 2]), quality, vecs, costs, 35, 0.5, 1.0)
+    got = extend_selection(([0, 1], [1.0, 0.9]), np.array([0, 1]), np.array([3, 2]), Scored(quality, vecs, costs), 35, 0.5, 1.0)
     assert got[0] == [0, 1, 3]
     assert got[1][-1] == pytest.approx(0.7)
 
@@ -113,9 +113,7 @@ def test_extension_counts_an_unchosen_duplicate_as_used_up() -> None:
         ([0], [1.0]),
         np.array([0, 1]),
         np.array([2]),
-        np.array([1.0, 1.0, 0.5]),
-        vecs,
-        np.array([5, 5, 5]),
+        Scored(np.array([1.0, 1.0, 0.5]), vecs, np.array([5, 5, 5])),
         20,
         0.5,
         1.0,
@@ -127,7 +125,7 @@ def test_extension_never_lets_a_clearly_less_relevant_example_stand_in() -> None
     vecs, costs = unit_vectors(5), np.array([10, 50, 10, 10, 10])
     quality = np.array([1.0, 0.5, 0.3, 0.1, 0.4])
     # 1 does not fit; 2 (0.3 >= 0.5/e) may stand in for it; 3 (0.1 < 0.5/e) may not, and the extension ends
-    got = extend_selection(([0], [1.0]), np.array([0]), np.array([1, 2, 3, 4]), quality, vecs, costs, 40, 0.0, 1.0)
+    got = extend_selection(([0], [1.0]), np.array([0]), np.array([1, 2, 3, 4]), Scored(quality, vecs, costs), 40, 0.0, 1.0)
     assert got[0] == [0, 2]
 
 

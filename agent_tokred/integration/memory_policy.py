@@ -47,7 +47,7 @@ class MemoryPolicy(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> MemoryPolicy:
         if self.keep_tokens is not None and self.keep_tokens > self.context_tokens:
-            raise ValueError(f"keep_tokens ({self.keep_tokens}) must be <= context_tokens ({self.context_tokens})")
+            raise InvalidInputError(f"keep_tokens ({self.keep_tokens}) must be <= context_tokens ({self.context_tokens})")
         check_namespace(self.namespace_prefix, "namespace_prefix", for_write=False)
         return self
 
@@ -58,12 +58,12 @@ class MemoryPolicy(BaseModel):
 
 
 def check_namespace(ns: tuple[str, ...], what: str, *, for_write: bool = True) -> tuple[str, ...]:
-    """The store's own label rules (:func:`agent_tokred.store._layout.check_namespace`), as a ``ValueError``
-    naming ``what``; ``for_write=False`` allows an empty tuple (a prefix)."""
+    """The store's own label rules (:func:`agent_tokred.store._layout.check_namespace`), as an :class:`InvalidInputError`
+    (a ``ValueError``) naming ``what``; ``for_write=False`` allows an empty tuple (a prefix)."""
     try:
         layout.check_namespace(tuple(ns), for_write=for_write)
     except InvalidNamespaceError as exc:
-        raise ValueError(f"{what} labels must be non-empty strings without dots: {exc}") from None
+        raise InvalidInputError(f"{what} labels must be non-empty strings without dots: {exc}") from None
     return ns
 
 

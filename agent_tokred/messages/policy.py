@@ -33,8 +33,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..budget import MessageBudget
-from ..compressor import STRATEGIES
 from ..errors import InvalidInputError
+from ..strategies import resolve_strategy
 
 QuerySource = Literal["human", "plan", "human+plan", "none"]
 QUERY_SOURCES: tuple[str, ...] = ("human", "plan", "human+plan", "none")
@@ -105,11 +105,10 @@ class ContextPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ContextPolicy:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; valid names: {', '.join(STRATEGIES)}")
+        resolve_strategy(self.strategy)  # UnknownNameError (a ValueError) names the valid ones
         if not (isinstance(self.criterion, (str, Mapping)) or callable(self.criterion)):
             kind = type(self.criterion).__name__
-            raise ValueError(f"criterion must be a name, a mapping or a callable, got {kind}")
+            raise InvalidInputError(f"criterion must be a name, a mapping or a callable, got {kind}")
         return self
 
     @property
