@@ -148,3 +148,16 @@ def test_bad_policy_is_rejected() -> None:
         MemoryMiddleware(context_tokens=100, keep_tokens=200)
     with pytest.raises(InvalidInputError):
         MemoryMiddleware(scope="galaxy")
+
+
+@pytest.mark.parametrize(("source", "found"), [("human", False), ("plan", True), ("human+plan", True), ("none", False)])
+def test_recall_honours_query_source(source: str, found: bool) -> None:
+    """The memory query comes from the engine's one query derivation, with the policy's ``query_source``."""
+    from agent_tokred.integration.memory import MemoryMiddleware
+
+    store = MergingStore(embed=word_embed)
+    store.put(("mem", "t1"), "a", {"text": "the launch code for project falcon is 7731", "kind": "human"})
+    mw = MemoryMiddleware(store, namespace=("mem", "t1"), recall_tokens=200, query_source=source, min_score=0.3)
+    msgs = [HumanMessage("weather on monday?"), AIMessage("I will look up the project falcon launch code")]
+    block = mw.memory.recall(msgs)
+    assert ("7731" in block) is found
