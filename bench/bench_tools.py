@@ -215,6 +215,8 @@ def run(quick: bool = False, out_dir: Path = OUT, *, split: str = "test", famili
     started = time.perf_counter()
     results = run_cases(cases, chosen, rates, tokenizer, progress=lambda s: print(f"  {s}", file=sys.stderr))
     figures = aggregate(results)
+    if quick and "--quick" not in command:
+        command += " --quick"
     raw = {"command": command, "commit": _commit(), "split": split, "tokenizer": tokenizer, "rates": list(rates), "methods": chosen,
            "cases": len(cases), "families": sorted({c.family for c in cases}),
            "seconds": round(time.perf_counter() - started, 1), "figures": figures,
