@@ -31,9 +31,15 @@ def test_budget_never_exceeded_and_mostly_used(tokenizer: str, rate: float) -> N
 
 def test_order_is_preserved() -> None:
     r = compress(PROSE, rate=0.3, criterion="lexical")
+    assert len(r.kept_spans) >= 2 and len(r.text) < len(PROSE)
+    starts = [a for a, _ in r.kept_spans]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)  # spans in source order, no repeats
+    found = []
     pos = 0
     for a, b in r.kept_spans:  # every kept piece appears in the output, in the original order
-        pos = r.text.index(PROSE[a:b].strip(), pos)
+        pos = r.text.index(PROSE[a:b].strip(), pos)  # ValueError when a piece is missing or out of order
+        found.append(pos)
+    assert found == sorted(found)
 
 
 def test_budget_larger_than_input_returns_it_unchanged() -> None:

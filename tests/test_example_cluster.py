@@ -156,7 +156,7 @@ def test_cluster_cut_takes_its_kind_beyond_any_margin_and_keeps_the_other_kind_o
     assert sel.chosen and all(c.example["answer"] == "a" for c in sel.chosen)
     best = max(c.relevance for c in sel.chosen)
     far = {c.index for c in sel.chosen if c.relevance < best - 0.25}
-    assert far  # examples of the query's kind a fixed 0.25 margin would drop
+    assert len(far) >= 1  # examples of the query's kind a fixed 0.25 margin would drop
     margin = pool.select(budget=400, query_vector=query, policy=SelectionPolicy(relevance_cut="margin"))
     assert not far & set(margin.indices)
     filled = pool.select(budget=400, query_vector=query, policy=SelectionPolicy(relevance_cut="none"))

@@ -98,7 +98,7 @@ def test_separator_tokens_are_counted() -> None:
 def test_most_relevant_topic_chosen_first(topic: str) -> None:
     pool = make_pool()
     sel = pool.select(TOPICS[topic], 400, policy=SelectionPolicy(order="selection"))
-    assert sel.chosen
+    assert len(sel.chosen) >= 1 and sel.tokens_used <= 400
     assert sel.chosen[0].example["answer"].startswith(topic)
     by_rel = pool.select(TOPICS[topic], 400)
     assert [c.relevance for c in by_rel.chosen] == sorted((c.relevance for c in by_rel.chosen), reverse=True)
@@ -485,7 +485,7 @@ def test_selector_with_compression_keeps_answers() -> None:
         policy=SelectionPolicy(relevance_margin=None),
     )
     got = selector.select_examples({"question": "kitten purr"})
-    assert got
+    assert len(got) >= 1
     answers = {e["answer"] for e in topic_examples()}
     assert all(e["answer"] in answers for e in got)
 

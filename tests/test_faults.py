@@ -165,11 +165,9 @@ def test_a_model_that_cannot_load_falls_back(tmp_path: Any, caplog: pytest.LogCa
 
 def test_slow_scorer_times_out_to_lexical(slow: SlowCriterion, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="agent_tokred")
-    started = time.perf_counter()
     r = Compressor(criterion=slow, timeout_s=0.1).compress(TEXT, query="the code", budget=BUDGET)
-    elapsed = time.perf_counter() - started
     assert r.criterion == "lexical" and "timed out" in r.note and r.tokens_after <= 40
-    assert elapsed < 10  # generous: the point is "does not wait for the 30 s scorer"
+    assert slow.finished == 0  # it returned while the 30 s scorer was still running: it did not wait for it
     assert any("timed out" in rec.getMessage() for rec in caplog.records)
     r2 = compress(TEXT, target_tokens=40, criterion=slow, timeout_s=0.05)
     assert r2.criterion == "lexical"
