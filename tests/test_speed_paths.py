@@ -117,3 +117,23 @@ def test_compress_stays_within_budget_on_bench_inputs(criterion: str, form: str)
     assert result.tokens_after <= result.budget_tokens
     assert result.tokens_after == resolve_counter().count(result.text)
     assert result.tokens_after >= 0.8 * result.budget_tokens
+
+
+_PIECES = st.sampled_from(
+    ["a", "Z", "foo", " ", "\n", ".", "..", "/", "//", ":", "::", "->", "-", "_", "@", "://", "http", "https://x.org/a",
+     "0", "12", "2024", "2024-01-02", "12:30", "T10:00:00Z", "0x1f", "deadbeef", "abcdef0", "3f2a9c1d-1111-2222-3333-",
+     "444455556666", "$", "€", "%", ",", "1,234.56", "e", "E-4", "iPhone", "snake_case", "a.b", "(", ")", "()", "~",
+     "你", "٣", "ü", "'", '"', "user@example.com", "+"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_specialised_protected_patterns_match_like_the_full_one(text: str) -> None:
+    from agent_tokred._patterns import PROTECTED
+    from agent_tokred._protected_fast import ALTERNATIVES, protected_for, term_pattern_for
+    from agent_tokred.criteria.lexical import _TERM
+
+    assert "|".join(pat for pat, _ in ALTERNATIVES) == PROTECTED.pattern
+    assert protected_for(text).findall(text) == PROTECTED.findall(text)
+    assert term_pattern_for(text).findall(text) == _TERM.findall(text)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from .._patterns import CJK, PROTECTED
+from .._protected_fast import protected_for, term_pattern_for
 from ..units import Unit
 
 _TERM = re.compile(rf"(?:{PROTECTED.pattern})|{CJK.pattern}|\w+")
@@ -39,7 +40,7 @@ def terms(text: str) -> list[str]:
 @lru_cache(maxsize=65536)
 def _cached_terms(text: str) -> tuple[str, ...]:
     # Units are scored by more than one pass (lexical, record ranking); the regex is the costly part.
-    return tuple(map(str.lower, _TERM.findall(text)))
+    return tuple(map(str.lower, term_pattern_for(text).findall(text)))  # = _TERM.findall(text)
 
 
 def _idf(units_terms: Sequence[list[str]]) -> dict[str, float]:
@@ -55,7 +56,7 @@ def _content_score(raw: str, ts: list[str], idf: dict[str, float]) -> float:
     if not content:
         return 0.0
     info = sum(idf.get(t, 1.0) for t in content) / max(len(ts), 1)
-    protected = len(PROTECTED.findall(raw))
+    protected = len(protected_for(raw).findall(raw))  # = PROTECTED.findall(raw), only faster
     capitals = len(re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", raw))
     bonus = 0.6 * min(protected, 4) + 0.3 * min(capitals, 4) + (1.5 if _ALARM.search(raw) else 0.0)
     return info + bonus / max(1.0, math.sqrt(len(ts)))
