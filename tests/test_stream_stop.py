@@ -305,3 +305,13 @@ async def test_async_stream_of_reasoning_chunks() -> None:
     stream = amonitor_stream(source())
     got = [c async for c in stream]
     assert stream.stopped and stream.stable_answer == "540" and len(got) < len(REDUNDANT) / 11 / 3
+
+
+def test_monitor_passes_logprobs_to_the_confidence_gate() -> None:
+    text = "So 9 * 60 = 540 meters.\n\nWait, let me check that once more with care.\n\n"
+    mon = OverthinkingMonitor(stop_rule=StopRuleConfig(threshold=1.0))
+    for i in range(0, len(text), 12):
+        part = text[i : i + 12]
+        if mon.feed_reasoning(part, logprobs=[(part, -0.02)]):
+            break
+    assert mon.stopped and mon.record is not None and mon.record.evidence == "confidence"

@@ -238,11 +238,15 @@ class OverthinkingMonitor:
             return self.stopped
         return self.stopped
 
-    def feed_reasoning(self, text: str) -> bool:
-        """Add a reasoning delta (``reasoning_content``, a reasoning block); True means stop."""
+    def feed_reasoning(self, text: str, logprobs: Sequence[Any] | None = None) -> bool:
+        """Add a reasoning delta (``reasoning_content``, a reasoning block); True means stop.
+
+        ``logprobs``: the delta's tokens with their log-probabilities (``(token, logprob)`` pairs or
+        OpenAI-style ``{"token", "logprob"}`` items covering ``text``), for the confidence gate.
+        """
         if self.stopped or not text or self._answer_started:
             return self.stopped
-        self._thinking(text)
+        self._thinking(text, logprobs)
         return self.stopped
 
     def feed_answer(self, text: str) -> bool:
@@ -304,14 +308,14 @@ class OverthinkingMonitor:
     def _feed_plain(self, text: str) -> bool:
         return self.feed_answer(text) if self._reasoning_channel else self.feed_text(text)
 
-    def _thinking(self, text: str) -> None:
+    def _thinking(self, text: str, logprobs: Sequence[Any] | None = None) -> None:
         if not text:
             return
         self._reasoning.append(text)
         if self.rule_name == "convergence":
             self._maybe_check(text)
             return
-        decision = self.rule.feed(text)
+        decision = self.rule.feed(text, logprobs)
         if decision is not None:
             self._stop_online(decision)
 
