@@ -1,11 +1,16 @@
 """Integration layer: the only place that imports langchain / langgraph.
 
 Names are loaded lazily, so ``from agent_tokred.integration import wrap`` imports only what
-``wrap`` needs.
+``wrap`` needs. Every name the README imports from a submodule is exported here too. The
+message-reduction logic itself is the engine :mod:`agent_tokred.messages`; this layer reads
+LangChain messages into its units and back.
 
 Example:
     >>> from agent_tokred.integration import TokenReductionMiddleware  # doctest: +SKIP
     >>> agent = create_agent(model, tools, middleware=[TokenReductionMiddleware(message_budget=800)])  # doctest: +SKIP
+    >>> import agent_tokred.integration as integration
+    >>> all(callable(getattr(integration, name)) for name in integration.__all__)
+    True
 """
 
 from __future__ import annotations
@@ -30,6 +35,19 @@ _EXPORTS = {
     "areduce_messages": "messages",
     "orphaned_tool_calls": "messages",
     "StepReport": "report",
+    "MemoryMiddleware": "memory",
+    "MemoryPolicy": "memory_policy",
+    "memory_node": "memory",
+    "recall_memories": "memory",
+    "BudgetedExampleSelector": "example_selector",
+    "OverthinkingMiddleware": "overthinking",
+    "OverthinkingCallbackHandler": "overthinking",
+    "AsyncOverthinkingCallbackHandler": "overthinking",
+    "make_overthinking_node": "overthinking",
+    "monitor_stream": "overthinking",
+    "amonitor_stream": "overthinking",
+    "make_answer_probe": "overthinking",
+    "conclude": "overthinking",
 }
 
 __all__ = sorted(_EXPORTS)
