@@ -49,6 +49,22 @@ class _ToolBoundFake(GenericFakeChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         return self
 
+    def scripted_reply(self, messages: list[BaseMessage]) -> AIMessage | None:
+        """This model's reply to ``messages`` (``None``: replay ``messages`` as the generic fake does)."""
+        return None
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self.scripted_reply(messages)
+        if message is None:
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
 
 class ScriptedChatModel(_ToolBoundFake):
     """Replays ``script`` in order and records each call's input messages in ``received``.
@@ -61,24 +77,18 @@ class ScriptedChatModel(_ToolBoundFake):
     received: list[list[BaseMessage]] = Field(default_factory=list)
     _position: int = PrivateAttr(default=0)
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def scripted_reply(self, messages: list[BaseMessage]) -> AIMessage | None:
+        """The next script entry (recording the call), or ``None`` without a script."""
         self.received.append(list(messages))
-        if self.script:
-            if self._position >= len(self.script):
-                raise IndexError(f"the script has only {len(self.script)} replies")
-            reply = self.script[self._position]
-            self._position += 1
-            if callable(reply) and not isinstance(reply, AIMessage):
-                reply = reply(list(messages))
-            message = AIMessage(content=reply) if isinstance(reply, str) else reply
-            return ChatResult(generations=[ChatGeneration(message=message)])
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        if not self.script:
+            return None
+        if self._position >= len(self.script):
+            raise IndexError(f"the script has only {len(self.script)} replies")
+        reply = self.script[self._position]
+        self._position += 1
+        if callable(reply) and not isinstance(reply, AIMessage):
+            reply = reply(list(messages))
+        return AIMessage(content=reply) if isinstance(reply, str) else reply
 
 
 class RuleBasedToolModel(_ToolBoundFake):
@@ -92,14 +102,8 @@ class RuleBasedToolModel(_ToolBoundFake):
     quote_lines: int = 3
     count: Callable[[str], int] | None = None
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self.reply(messages))])
+    def scripted_reply(self, messages: list[BaseMessage]) -> AIMessage | None:
+        return self.reply(messages)
 
     def reply(self, messages: Sequence[BaseMessage]) -> AIMessage:
         """The deterministic reply to a conversation."""

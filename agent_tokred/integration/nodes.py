@@ -32,7 +32,7 @@ from ..compressor import Compressor
 from ._content import content_text, marker
 from .documents import reduce_documents
 from .engine import ReductionEngine
-from .messages import coerce_messages
+from .messages import coerce_messages, pick_query
 from .policy import ContextPolicy
 from .reasoning import REASONING_MODES, ReasoningMode, reduce_reasoning
 from .report import StepReport
@@ -134,8 +134,8 @@ def compress_documents_node(
 ) -> Runnable:
     """A node that compresses the documents (``Document`` or ``str``) in ``state[key]`` for the query.
 
-    The query is ``state[query_key]`` when given, else the latest human message in
-    ``state[messages_key]``, else ``state["question"]`` or ``state["query"]``.
+    The query is ``state[query_key]`` when given, else the one derived from ``state[messages_key]``
+    by the policy's ``query_source`` (the latest human message by default), else ``state["question"]`` or ``state["query"]``.
     """
     engine = ReductionEngine(policy, compressor=compressor, store=store, **policy_overrides)
 
@@ -143,9 +143,10 @@ def compress_documents_node(
         if query_key is not None:
             value = _field(state, query_key)
             return content_text(value) if value is not None else None
-        msgs = [m for m in (_field(state, messages_key) or []) if isinstance(m, HumanMessage)]
-        if msgs:
-            return content_text(msgs[-1].content)
+        msgs = [m for m in (_field(state, messages_key) or []) if isinstance(m, BaseMessage)]
+        query = pick_query(msgs, engine.policy.query_source)  # the one query derivation
+        if query:
+            return query
         value = _field(state, "question") or _field(state, "query")
         return str(value) if value else None
 
