@@ -66,18 +66,44 @@ def _speaker(msg: BaseMessage, role: str) -> Speaker:
 
 
 def to_unit(msg: BaseMessage) -> MessageUnit:
-    """The unit the engine reads for ``msg``."""
+    """The unit the engine reads for ``msg`` (fields read per type: a missing pydantic attribute is slow)."""
     role = role_of(msg)
-    return MessageUnit(
-        role=role, content=msg.content, tool_calls=tuple(getattr(msg, "tool_calls", None) or ()),
-        tool_call_id=str(getattr(msg, "tool_call_id", "")), name=str(getattr(msg, "name", "") or ""),
-        status=getattr(msg, "status", None), id=msg.id, mark=marker(msg), speaker=_speaker(msg, role), source=msg,
-    )
+    meta = msg.response_metadata
+    value = meta.get(MARKER) if meta else None
+    mark = dict(value) if isinstance(value, Mapping) else None
+    if isinstance(msg, ToolMessage):
+        return MessageUnit(role=role, content=msg.content, tool_call_id=str(msg.tool_call_id), name=msg.name or "",
+                           status=msg.status, id=msg.id, mark=mark, speaker="user", source=msg)
+    calls = tuple(msg.tool_calls) if isinstance(msg, AIMessage) and msg.tool_calls else ()
+    return MessageUnit(role=role, content=msg.content, tool_calls=calls, name=msg.name or "", id=msg.id, mark=mark,
+                       speaker=_speaker(msg, role), source=msg)
+
+
+_CACHE: dict[int, tuple[MessageUnit, Any, Any]] = {}
+_CACHE_SIZE = 8192
 
 
 def to_units(messages: Sequence[BaseMessage]) -> list[MessageUnit]:
-    """:func:`to_unit` of each message."""
-    return [to_unit(m) for m in messages]
+    """:func:`to_unit` of each message, remembered: an agent's history repeats every step.
+
+    A remembered unit is reused only while its message is the same object with the same content,
+    marker and tool calls (the unit holds the message, so its ``id()`` cannot be reused meanwhile).
+    """
+    out: list[MessageUnit] = []
+    for msg in messages:
+        calls = getattr(msg, "tool_calls", None) if isinstance(msg, AIMessage) else None
+        mark = msg.response_metadata.get(MARKER) if msg.response_metadata else None
+        hit = _CACHE.get(id(msg))
+        if hit is not None and hit[0].source is msg and hit[0].content is msg.content and hit[1] is mark and (
+                hit[2] is calls):
+            out.append(hit[0])
+            continue
+        unit = to_unit(msg)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[id(msg)] = (unit, mark, calls)
+        out.append(unit)
+    return out
 
 
 def to_message(unit: MessageUnit) -> BaseMessage:

@@ -68,14 +68,19 @@ def needs_reduction(
     units: Sequence[MessageUnit], budget: MessageBudget, tally: MessageTally, never_compress: frozenset[str]
 ) -> bool:
     """Cheap check: is an unmarked tool output over the per-message limit, or the total over ``budget.total``?"""
+    if over_message_limit(units, budget, tally, never_compress):
+        return True
+    return budget.total is not None and tally.total(units) > budget.total
+
+
+def over_message_limit(
+    units: Sequence[MessageUnit], budget: MessageBudget, tally: MessageTally, never_compress: frozenset[str]
+) -> bool:
+    """Is an unmarked tool output (of a tool not in ``never_compress``) over ``budget.message_limit``?"""
     limit = budget.message_limit
-    total = 0
-    for unit in units:
-        if (limit is not None and unit.role == "tool" and unit.mark is None and unit.name not in never_compress
-                and tally.content(unit) > limit):
-            return True
-        total += tally.count(unit)
-    return budget.total is not None and total > budget.total
+    return limit is not None and any(
+        u.role == "tool" and u.mark is None and u.name not in never_compress and tally.content(u) > limit
+        for u in units)
 
 
 def reduce_units(
@@ -105,7 +110,8 @@ def reduce_units(
     total_before = tally.total(units)
     report_args: dict[str, Any] = {"kind": kind, "tokens_before": total_before, "budget": budget.total,
                                    "query_chars": len(query or ""), "tokenizer": counter.name}
-    if not needs_reduction(units, budget, tally, policy.never_compress_tools):
+    within_total = budget.total is None or total_before <= budget.total
+    if within_total and not over_message_limit(units, budget, tally, policy.never_compress_tools):
         return list(units), StepReport(tokens_after=total_before, seconds=time.perf_counter() - started,
                                        **report_args)
     state = ReductionState(units, parts, budget, query)

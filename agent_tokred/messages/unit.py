@@ -24,7 +24,7 @@ Speaker = Literal["assistant", "user", "none"]
 _TEXT_TYPES = ("text", "text-plain")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class MessageUnit:
     """One message: what the engine reads and writes (compared by identity).
 
