@@ -141,3 +141,20 @@ def test_the_engine_imports_no_framework() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_remembered_units_follow_the_message() -> None:
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    from agent_tokred.integration._units import to_message, to_units
+
+    tool = ToolMessage("first output", tool_call_id="c1", name="logs")
+    first = to_units([tool])[0]
+    assert to_units([tool])[0] is first  # the same message: the same unit
+    tool.content = "second output"  # a new content object: read again
+    second = to_units([tool])[0]
+    assert second is not first and second.content == "second output" and to_message(second) is tool
+    call = AIMessage("", tool_calls=[{"name": "logs", "args": {}, "id": "c1"}])
+    unit = to_units([call])[0]
+    assert unit.role == "ai" and [c["id"] for c in unit.tool_calls] == ["c1"] and unit.speaker == "assistant"
+    assert (unit.tool_call_id, unit.status, to_units([tool])[0].status) == ("", None, "success")
