@@ -104,3 +104,21 @@ def protected_for(text: str) -> re.Pattern[str]:
 def term_pattern_for(text: str) -> re.Pattern[str]:
     """The lexical criterion's term pattern (protected span | CJK character | word), specialised to ``text``."""
     return _compiled(_mask(text), True)
+
+
+def protected_spans_of(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every ``PROTECTED`` match in ``text``, line by line with specialised patterns.
+
+    No alternative matches across a newline, so scanning each line on its own (the pattern still sees
+    the characters around the line for its look-behinds and word boundaries) finds the same matches.
+    """
+    spans: list[tuple[int, int]] = []
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", start)
+        end = n if end < 0 else end
+        if end > start:
+            line = text[start:end]
+            spans.extend(m.span() for m in protected_for(line).finditer(text, start, end))
+        start = end + 1
+    return spans

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._patterns import ABBREVIATIONS, CJK, PROTECTED, WORD
+from ._protected_fast import protected_spans_of
 
 Granularity = Literal["word", "sentence", "line", "paragraph"]
 GRANULARITIES: tuple[Granularity, ...] = ("word", "sentence", "line", "paragraph")
@@ -106,7 +107,7 @@ def _word_cuts(text: str) -> list[int]:
 
 
 def _protected_spans(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in PROTECTED.finditer(text)]
+    return protected_spans_of(text)  # = [m.span() for m in PROTECTED.finditer(text)], specialised per line
 
 
 def _inside(pos: int, spans: Sequence[tuple[int, int]], starts: Sequence[int]) -> bool:

@@ -137,3 +137,12 @@ def test_specialised_protected_patterns_match_like_the_full_one(text: str) -> No
     assert "|".join(pat for pat, _ in ALTERNATIVES) == PROTECTED.pattern
     assert protected_for(text).findall(text) == PROTECTED.findall(text)
     assert term_pattern_for(text).findall(text) == _TERM.findall(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.sampled_from(["\n", "\n\n", " \n", ".\n", "\n1", "a\n"])), max_size=50).map("".join))
+def test_protected_spans_line_by_line_equal_the_whole_text_scan(text: str) -> None:
+    from agent_tokred._patterns import PROTECTED
+    from agent_tokred._protected_fast import protected_spans_of
+
+    assert protected_spans_of(text) == [m.span() for m in PROTECTED.finditer(text)]
