@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readers", type=int, default=4)
     ap.add_argument("--namespaces", type=int, default=4)
     ap.add_argument("--uri", default=os.environ.get("AGENT_TOKRED_POSTGRES_URI"))
-    ap.add_argument("--out", type=Path, default=OUT, help="where memory_soak.md/.json go ('' : nowhere)")
+    ap.add_argument("--out", default=str(OUT), help="where memory_soak.md/.json go ('': nowhere)")
     args = ap.parse_args(argv)
     if not args.uri:
         print("no PostgreSQL: pass --uri or set AGENT_TOKRED_POSTGRES_URI (.ci/postgres.sh start)", file=sys.stderr)
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     res = run_soak(args.uri, seconds, args.writers, args.readers, args.namespaces)
     print(json.dumps(res, indent=2))
-    if str(args.out):
+    if args.out:
         cmd = "python -m bench._pg_soak " + " ".join(argv if argv is not None else sys.argv[1:])
         rows = [
             [k, res[k]]
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         ]
         md = markdown_table(["soak on PostgreSQL + pgvector", "value"], rows, caption=f"Command: `{cmd.strip()}`")
-        write_outputs(args.out, "memory_soak", md, res)
+        write_outputs(Path(args.out), "memory_soak", md, res)
     bad = res["lost"] + res["duplicated"] + res["resurrected"] + res["cross_namespace_results"]
     bad += res["cross_namespace_sources"] + res["vector_rows_not_mirroring_records"]
     return 1 if bad or any(c != 0 for c in res["exit_codes"]) else 0
