@@ -295,17 +295,18 @@ class PgVectors:
         where, params = _prefix_match("prefix", prefix)
         q = vector_literal(query)
         with _transaction(self.store) as cur:
-            # One pass over the prefix's rows: exact ranking, unless it holds more than exact_rows
-            # (the inner LIMIT stops the scan there and the count says so: then HNSW).
             cur.execute(
-                "SELECT prefix, key, 1 - min(d), max(n) FROM (SELECT prefix, key, embedding <=> %s::vector AS d, "  # noqa: S608
-                f"count(*) OVER () AS n FROM (SELECT prefix, key, embedding FROM {table} WHERE {where} LIMIT %s) r) s "
-                "GROUP BY prefix, key ORDER BY 3 DESC, prefix, key LIMIT %s",
-                [q, *params, self.exact_rows + 1, items],
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) s",  # noqa: S608
+                [*params, self.exact_rows + 1],
             )
-            exact = cur.fetchall()
-            if not exact or int(exact[0][3]) <= self.exact_rows:
-                return [(tuple(p.split(".")), k, float(s)) for p, k, s, _ in exact]
+            rows_under = int(cur.fetchone()[0])
+            if rows_under <= self.exact_rows:
+                cur.execute(
+                    f"SELECT prefix, key, 1 - min(embedding <=> %s::vector) AS score FROM {table} "  # noqa: S608
+                    f"WHERE {where} GROUP BY prefix, key ORDER BY score DESC, prefix, key LIMIT %s",
+                    [q, *params, items],
+                )
+                return [(tuple(p.split(".")), k, float(s)) for p, k, s in cur.fetchall()]
             rows = 4 * items + 16  # an item has several rows (passages, merged sources'): ask for more
             cur.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, min(rows, 1000))}")
             cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
