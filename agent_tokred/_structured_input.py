@@ -58,9 +58,7 @@ def parse_structured(text: str, *, exact_numbers: bool = True) -> StructuredDoc 
     table = parse_table(text)
     if table is not None:
         return StructuredDoc(table.fmt, list(table.rows), _table_renderer(table))
-    if looks_like_json(text):
-        return None  # broken JSON is text, not YAML
-    value = parse_yaml(text)
+    value = parse_yaml(text)  # also flow-style YAML ({a: 1, b: [x, y]}), which looks like broken JSON
     if value is not None and _scalar_count(value) >= 3:
         return StructuredDoc("yaml", value, dump_yaml)
     return None

@@ -54,9 +54,9 @@ def looks_like_yaml(text: str) -> bool:
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return False
-    if len(lines) == 1:  # one line: only a flow collection counts
-        s = lines[0].strip()
-        return s[:1] in "{[" and s[-1:] in "}]"
+    first, last = lines[0].strip(), lines[-1].strip()
+    if first[:1] in "{[" and last[-1:] in "}]":  # a flow collection, on one line or several
+        return True
     structural = sum(1 for ln in lines if _KEY_LINE.match(ln) or _ITEM_LINE.match(ln))
     return len(lines) >= 3 and structural >= 0.6 * len(lines)
 

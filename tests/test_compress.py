@@ -230,5 +230,5 @@ def test_python_literal_tool_output_with_backslashes_warns_nothing() -> None:
     text = "{'pattern': '\\d+\\.\\w', 'rows': " + repr(list(range(300))) + "}"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a SyntaxWarning from the literal parser would fail here
-        r = compress(text, target_tokens=40, criterion="lexical")
+        r = compress(text, target_tokens=40, criterion="lexical", force_keep=["\\d+"])
     assert r.tokens_after <= 40 and "\\\\d+" in r.text  # parsed as a literal: JSON escapes the backslash

@@ -45,6 +45,10 @@ _ROLE_KEYS = frozenset(
 _IDENT_VALUE = re.compile(r"^[#@]?[A-Za-z]*[_\-]?\d[\w\-#@./:]*$|^[A-Za-z]+[_\-][\w\-]+$")
 
 
+_STRICT_ID_KEY = re.compile(r"(?:^|[_\-\s])(?:id|ids|uuid|guid)$|^(?:id|ids|uuid)$|[a-z](?:Id|ID|Ids)$", re.I)
+# an identifier with letters and digits (SKU-123, #W2378156, user-0042), unlike a phone number or zip code
+_CODE_VALUE = re.compile(r"^(?=[^\s]*[a-z])(?=[^\s]*\d)[#@]?[\w][\w\-#@./:]*$", re.I)
+_TOKEN = re.compile(r"[#@]?\w[\w\-#@./:]*\w|\w")
 _EMPTY = frozenset(["null", "None", "", "[]", "{}", "~", "false"])
 
 
@@ -195,12 +199,12 @@ def density(scores: np.ndarray, costs: Sequence[int], power: float = 0.5) -> np.
 class RecordWeights:
     """How the structured strategy mixes its signals (tuned on the dev split of ``bench.bench_tools``)."""
 
-    criterion: float = 1.0
+    criterion: float = 0.1
     head: float = 0.5
-    field: float = 0.5
-    record: float = 0.5
+    field: float = 1.0
+    record: float = 1.0
     known: float = 0.5
-    power: float = 0.0
+    power: float = 0.3
 
 
 DEFAULT_WEIGHTS = RecordWeights()
@@ -217,3 +221,34 @@ def record_scores(
              + weights.field * field_prior(units, values) + weights.record * record_match(units, query, records)
              - weights.known * known_values(units, query))
     return density(mixed + 1e-3, costs, weights.power)
+
+
+def protect_candidates(
+    units: Sequence[Unit], query: str, prose: Sequence[bool] = (), values: Sequence[Any] = ()
+) -> list[bool]:
+    """Per unit: a field or record holding a value the query names as a whole token, when that value is
+    an id (letters and digits such as ``SKU-123`` or ``#W2378156``, or the value of an id key; a phone
+    number or a zip code only ranks its record), or a sentence of a long text field holding an id,
+    number or code the query names. At most 3 hits, else none (a query naming everything decides nothing).
+    """
+    low = query.lower()
+    codes = {t for t in _TOKEN.findall(low) if len(t) >= 3 and _CODE_VALUE.match(t)}
+    spans = {m.group().lower() for m in PROTECTED.finditer(query) if len(m.group()) >= 3}
+    out = [False] * len(units)
+    for k, unit in enumerate(units):
+        key, value = _key_and_value(unit)
+        v = value.lower()
+        if k < len(prose) and prose[k]:
+            out[k] = any(sp in v for sp in spans)
+        elif codes and any(t in codes for t in _TOKEN.findall(unit.text.lower())):
+            out[k] = True
+        else:
+            value_k = values[k] if k < len(values) else None
+            pairs = list(value_k.items()) if isinstance(value_k, dict) else [(key, v)]
+            out[k] = any(_names_id(str(kk), str(vv).lower(), low) for kk, vv in pairs)
+    return out if sum(out) <= 3 else [False] * len(units)
+
+
+def _names_id(key: str, value: str, query: str) -> bool:
+    return (len(value) >= 3 and value in query and _STRICT_ID_KEY.search(key) is not None
+            and re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-])", query) is not None)

@@ -190,6 +190,11 @@ class JsonUnits:
         return build(self.root, ())
 
 
+def unit_chars_for(budget_tokens: int) -> int:
+    """How large (in compact characters) a tree node may be and still be one unit, for a budget."""
+    return max(16, min(400, budget_tokens))
+
+
 def _record_dict(value: Any) -> bool:
     if not isinstance(value, dict) or len(value) < 3:
         return False
