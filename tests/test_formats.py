@@ -1,0 +1,126 @@
+"""Structured tool output in its own format: YAML, JSON lines, CSV/TSV and markdown tables (issue 13)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from agent_tokred import compress
+from agent_tokred._structured_input import parse_structured
+from agent_tokred._tables import parse_table
+from agent_tokred._yaml import dump_yaml, parse_yaml
+from agent_tokred.criteria.record_model import FEATURES, shipped_model
+from agent_tokred.criteria.records import field_prior, protect_candidates
+from agent_tokred.units import Unit
+
+EVENTS = [{"id": f"evt-{i:03d}", "title": f"Sync {i}", "zip": f"0{2100 + i}", "start": f"2026-12-{1 + i % 28:02d}",
+           "ok": "yes" if i % 2 else "no", "attendees": [f"p{i}@example.com", "lead@example.com"]}
+          for i in range(60)]
+EVENTS[41]["title"] = "Budget review with Priya"
+
+
+def _block_yaml() -> str:
+    # unquoted zip codes and yes/no: a load/dump round trip would change them (octal-looking ints, booleans)
+    lines = ["events:"]
+    for e in EVENTS:
+        lines += [f"- id: {e['id']}", f"  title: {e['title']}", f"  zip: {e['zip']}", f"  start: {e['start']}",
+                  f"  ok: {e['ok']}", "  attendees:", *[f"  - {a}" for a in e["attendees"]]]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3, 0.15])
+def test_block_yaml_stays_yaml_with_scalars_as_written(rate: float) -> None:
+    text = _block_yaml()
+    r = compress(text, query="When is the budget review with Priya?", rate=rate)
+    assert r.fmt == "yaml" and r.tokens_after <= r.budget_tokens
+    out = yaml.safe_load(r.text)
+    assert isinstance(out, dict) and isinstance(out["events"], list)
+    assert "evt-041" in r.text and "Budget review with Priya" in r.text  # the matching record
+    assert any(isinstance(x, str) and x.startswith("… ") and "more event" in x for x in out["events"])
+    original = {e["id"]: e for e in yaml.safe_load(text)["events"]}
+    for item in out["events"]:
+        if isinstance(item, dict) and "id" in item:  # kept fields load to exactly what the input loads to
+            assert all(item[k] == original[item["id"]][k] for k in item if k != "…")
+    for line in r.text.splitlines():  # kept zip codes are written as they were (no 1116 for 02134)
+        if "zip:" in line:
+            assert line.split("zip:")[1].strip() in text
+
+
+def test_flow_yaml_is_read_as_yaml_not_broken_json() -> None:
+    text = yaml.safe_dump({"reservation": "XEHM4B", "flights": EVENTS[:30]}, default_flow_style=True, width=10**6)
+    r = compress(text, query="the flight evt-007", rate=0.3)
+    assert r.fmt == "yaml" and r.tokens_after <= r.budget_tokens
+    assert isinstance(yaml.safe_load(r.text), dict) and "evt-007" in r.text
+
+
+def test_yaml_parser_refuses_prose_logs_and_custom_tags() -> None:
+    assert parse_yaml("This is prose: with a colon.\nAnother line.\nA third one here.") is None
+    assert parse_yaml("2024-01-01 12:00:00 ERROR: disk\n2024-01-01 12:00:01 INFO: ok\n2024-01-01 12:00:02 INFO: x") is None
+    assert parse_yaml("a: !custom 1\nb: 2\nc: 3\n") is None
+    assert parse_yaml("a: 1\na: 2\nb: 3\n") is None  # a repeated key cannot be rendered faithfully
+    doc = parse_yaml("k: 02134\nflag: yes\nname: 'quoted'\n")
+    assert dump_yaml(doc) == "k: 02134\nflag: yes\nname: 'quoted'\n"
+
+
+def _csv(delim: str = ",") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delim, lineterminator="\n")
+    w.writerow(["name", "city", "balance"])
+    for i in range(120):
+        w.writerow([f"Customer {i}", "Lyon, France" if i % 3 == 0 else "Paris", f"{i * 7.5:.2f}"])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("delim,fmt", [(",", "csv"), ("\t", "tsv")])
+def test_delimited_tables_keep_header_width_and_the_asked_row(delim: str, fmt: str) -> None:
+    text = _csv(delim)
+    r = compress(text, query="What is the balance of Customer 77?", rate=0.15)
+    assert r.fmt == fmt and r.tokens_after <= r.budget_tokens
+    rows = list(csv.reader(io.StringIO(r.text), delimiter=delim))
+    assert rows[0] == ["name", "city", "balance"] and all(len(row) == 3 for row in rows)
+    assert ["Customer 77", "Paris", "577.50"] in rows
+    assert any(row[0].startswith("… ") and "more rows" in row[0] for row in rows)
+
+
+def test_markdown_table_keeps_title_header_and_separator() -> None:
+    body = "\n".join(f"| {i} | host-{i} | {'offline' if i == 93 else 'serving'} |" for i in range(150))
+    text = "Fleet status\n\n| # | host | state |\n|---|---|---|\n" + body + "\n"
+    r = compress(text, query="which host is offline", rate=0.1)
+    assert r.fmt == "markdown" and r.tokens_after <= r.budget_tokens
+    assert r.text.startswith("Fleet status\n\n| # | host | state |\n|---|---|---|\n")
+    assert "| 93 | host-93 | offline |" in r.text
+    assert all(line.count("|") == 4 for line in r.text.splitlines()[2:] if line)
+
+
+def test_json_lines_stay_one_record_per_line() -> None:
+    text = "\n".join(json.dumps({"ts": i, "msg": "ok" if i != 88 else "quota exceeded for user-88"}) for i in range(200))
+    r = compress(text, query="why did user-88 fail", rate=0.2)
+    assert r.fmt == "jsonl" and r.tokens_after <= r.budget_tokens
+    lines = [json.loads(ln) for ln in r.text.splitlines()]
+    assert {"ts": 88, "msg": "quota exceeded for user-88"} in lines
+    assert isinstance(lines[-1], str) and "more lines" in lines[-1]
+
+
+def test_prose_and_logs_are_not_taken_for_tables_or_yaml() -> None:
+    assert parse_structured("Paris is the capital of France. It has, by most counts, two million people.") is None
+    assert parse_table("a,b\n1,2\n") is None  # too few rows
+    assert parse_table("name,age\nAda,36\nAlan\nGrace,85\nLinus,54\n") is None  # ragged
+
+
+def test_field_prior_and_protection_rules() -> None:
+    units = [Unit('order_id: "#W1"', kind="field", path="$.order_id"), Unit("note: null", kind="field", path="$.note"),
+             Unit('phone_number: "555-123-2002"', kind="field", path="$.phone_number"),
+             Unit('sku: "SKU-123"', kind="field", path="$.sku")]
+    prior = field_prior(units)
+    assert prior[0] >= prior[2] > prior[1] and prior[1] <= 0.2  # null: only the depth term
+    hits = protect_candidates(units, "my phone is 555-123-2002, how many SKU-123 left?")
+    assert hits == [False, False, False, True]  # a code the task names is kept; a phone number only ranks
+
+
+def test_shipped_record_scorer_loads_and_matches_features() -> None:
+    model = shipped_model()
+    assert model is not None and model.w1.shape[0] == len(FEATURES)
