@@ -31,8 +31,8 @@ from .criteria import Criterion, criterion_name, resolve_criterion
 from .criteria.auto import auto_criterion
 from .criteria.base import check_scores
 from .criteria.lexical import lexical
-from .criteria.record_model import record_features, shipped_model
-from .criteria.records import DEFAULT_WEIGHTS, RecordWeights, protect_candidates, record_scores
+from .criteria.record_model import rank_tree_units
+from .criteria.records import DEFAULT_WEIGHTS, RecordWeights, protect_ids
 from .errors import CompressionTimeoutError, ModelNotAvailableError, ScorerFailedError, UnknownNameError
 from .reduction import Reduction
 from .strategies.prune import estimate_costs, plan_prune, render_text
@@ -250,18 +250,12 @@ class Compressor:
         deadline: float | None = None, force_keep: Sequence[str] = (),
     ) -> tuple[str, dict[str, Any]]:
         tree = JsonUnits.build(doc.root, max_unit_chars=unit_chars_for(target), dump=doc.dump)
-        units = _protect_ids(list(tree.units), query, tree.leaves)
+        units = protect_ids(list(tree.units), query, [lf.piece >= 0 for lf in tree.leaves], [lf.value for lf in tree.leaves])
         units = _protect(units, None, force_keep) if force_keep else units
         scores, crit_name, note = self._score(crit, units, query, deadline)
-        # API lists are ordered ("the first result"): the head of every array gets a decaying prior;
-        # ids, names and dates and the fields of records that match the task rank first, per token.
+        # ids, roles and the fields of records that match the task first, per token; the array head has a prior
         costs = estimate_costs(units, self.counter)
-        values = [leaf.value for leaf in tree.leaves]
-        model = shipped_model() if self.record_weights is DEFAULT_WEIGHTS else None
-        if model is not None:
-            ranked = model.rank(record_features(units, scores, query, tree.records(), values, costs), costs)
-        else:
-            ranked = record_scores(units, scores, query, costs, tree.records(), self.record_weights, values)
+        ranked = rank_tree_units(units, scores, query, tree, costs, self.record_weights)
         self._stage("fitting")
         plan = plan_prune(units, ranked, budget_tokens=target, counter=self.counter, render=tree.render,
                           threshold=budget.threshold, unit_costs=costs)
@@ -300,16 +294,6 @@ def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) ->
     for i in hits:
         out[i] = replace(out[i], protected=True)
     return out
-
-
-def _protect_ids(units: list[Unit], query: str | None, leaves: Sequence[Any]) -> list[Unit]:
-    """In a tree, force-keep an id field whose value the query names (``"id": "user-0042"``); other
-    query values (a zip code, a name) only rank their records: the agent already knows them."""
-    if not query:
-        return units
-    prose = [leaf.piece >= 0 for leaf in leaves]
-    hits = [i for i, u in enumerate(protect_candidates(units, query, prose, [leaf.value for leaf in leaves])) if u]
-    return [replace(u, protected=True) if i in hits else u for i, u in enumerate(units)] if hits else units
 
 
 def _merge_spans(spans: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -40,11 +40,14 @@ from .records import (
     _ID_KEY,
     _IDENT_VALUE,
     _ROLE_KEYS,
+    DEFAULT_WEIGHTS,
     RecordKeys,
+    RecordWeights,
     _last_key,
     field_prior,
     known_values,
     record_match,
+    record_scores,
     split_path,
 )
 
@@ -175,3 +178,16 @@ def fit_model(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = 16, 
             v[i] = 0.999 * v[i] + 0.001 * g * g
             params[i] = params[i] - 0.02 * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
     return RecordModel(mean, scale, params[0], params[1], params[2], float(params[3][0]), power)
+
+
+def rank_tree_units(
+    units: Sequence[Unit], scores: np.ndarray, query: str | None, tree: Any, costs: Sequence[int],
+    weights: RecordWeights = DEFAULT_WEIGHTS,
+) -> np.ndarray:
+    """The structured strategy's ranking of a tree's units: the shipped model, or the hand-set mix when
+    its weights are unreadable or the caller set its own :class:`RecordWeights`."""
+    values = [leaf.value for leaf in tree.leaves]
+    model = shipped_model() if weights is DEFAULT_WEIGHTS else None
+    if model is not None:
+        return model.rank(record_features(units, scores, query, tree.records(), values, costs), costs)
+    return record_scores(units, scores, query, costs, tree.records(), weights, values)

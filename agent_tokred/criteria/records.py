@@ -26,7 +26,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -252,3 +252,12 @@ def protect_candidates(
 def _names_id(key: str, value: str, query: str) -> bool:
     return (len(value) >= 3 and value in query and _STRICT_ID_KEY.search(key) is not None
             and re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w-])", query) is not None)
+
+
+def protect_ids(units: list[Unit], query: str | None, prose: Sequence[bool], values: Sequence[Any]) -> list[Unit]:
+    """Mark the units :func:`protect_candidates` picks as protected (force-kept); other query values (a
+    zip code, a name) only rank their records: the agent already knows them."""
+    if not query:
+        return units
+    hits = protect_candidates(units, query, prose, values)
+    return [replace(u, protected=True) if hit else u for u, hit in zip(units, hits)] if any(hits) else units
