@@ -58,8 +58,8 @@ class Compressor:
     Args:
         criterion: a registered name (``"lexical"``, ``"relevance"``, ``"attention"``,
             ``"self_information"``, ``"learned"``), ``"a+b"`` mixes, a ``{name: weight}`` mapping, a
-            callable, or ``"auto"`` (relevance+lexical when a query is given and models are installed,
-            else lexical; lexical for structured data).
+            callable, or ``"auto"`` (the learned scorer for prose and line-oriented text with a query,
+            else lexical; structured data is then ranked by the record scorer).
         strategy: ``"prune"``, ``"compact"`` (structure-preserving: JSON, logs, tables), ``"merge"``
             (near-duplicate units merged first), or ``"auto"`` (compact for structured text, else prune).
         tokenizer: the counter budgets are met in (see :func:`agent_tokred.tokens.resolve_counter`).
@@ -119,7 +119,7 @@ class Compressor:
     def _pick_criterion(self, query: str | None, form: str, tokens: int) -> Criterion:
         if self._criterion is not None:
             return self._criterion
-        if query and form == "prose" and tokens <= _MODEL_AUTO_MAX_TOKENS:
+        if query and form in ("prose", "lines") and tokens <= _MODEL_AUTO_MAX_TOKENS:
             return auto_criterion()
         return lexical
 
