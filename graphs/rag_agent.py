@@ -4,7 +4,7 @@ Served by ``langgraph dev`` as ``rag_agent`` (see ``langgraph.json``): ``retriev
 passages of a small built-in handbook that share the most words with the question,
 ``compress_documents`` keeps what answers the question in each (200 tokens a passage, 600 in
 all; originals archived in the store), and ``generate`` answers from them. The whole graph is
-then passed through :func:`agent_tokred.integration.wrap.wrap`, so the ``generate`` model call
+then passed through :func:`agent_tokred.integration.wrap`, so the ``generate`` model call
 also sees a reduced conversation once it grows past 4,000 tokens.
 
 The model is an offline rule-based fake by default; set ``AGENT_TOKRED_MODEL="provider:name"`` to
@@ -21,9 +21,9 @@ from langchain_core.messages import AnyMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
+from agent_tokred.integration import wrap
 from agent_tokred.integration.fake_model import RuleBasedToolModel, chat_model_from_env
 from agent_tokred.integration.nodes import compress_documents_node
-from agent_tokred.integration.wrap import wrap
 from agent_tokred.tokens import resolve_counter
 
 _TOPICS = {

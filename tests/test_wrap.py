@@ -16,12 +16,12 @@ from langgraph.store.memory import InMemoryStore
 from pydantic import BaseModel
 
 from agent_tokred.errors import InvalidInputError
+from agent_tokred.integration import wrap
 from agent_tokred.integration._content import MessageTally
 from agent_tokred.integration.archive import StoreArchive
 from agent_tokred.integration.fake_model import ScriptedChatModel
 from agent_tokred.integration.messages import orphaned_tool_calls
 from agent_tokred.integration.report import StepReport
-from agent_tokred.integration.wrap import wrap
 from agent_tokred.tokens import resolve_counter
 
 TALLY = MessageTally(resolve_counter(None))

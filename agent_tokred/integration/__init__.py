@@ -23,7 +23,7 @@ _EXPORTS = {
     "make_policy": "policy",
     "TokenReductionMiddleware": "middleware",
     "StickyTokenReductionMiddleware": "middleware",
-    "wrap": "wrap",
+    "wrap": "_wrap",
     "compress_tool_messages_node": "nodes",
     "compress_documents_node": "nodes",
     "compress_reasoning_node": "nodes",
