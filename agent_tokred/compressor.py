@@ -255,7 +255,8 @@ class Compressor:
         scores, crit_name, note = self._score(crit, units, query, deadline)
         # ids, roles and the fields of records that match the task first, per token; the array head has a prior
         costs = estimate_costs(units, self.counter)
-        ranked = rank_tree_units(units, scores, query, tree, costs, self.record_weights)
+        ranked = rank_tree_units(units, scores, query, tree, costs, self.record_weights,
+                                 learned=self._criterion is None)
         self._stage("fitting")
         plan = plan_prune(units, ranked, budget_tokens=target, counter=self.counter, render=tree.render,
                           threshold=budget.threshold, unit_costs=costs)

@@ -182,10 +182,21 @@ def fit_model(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, hidden: int = 16, 
 
 def rank_tree_units(
     units: Sequence[Unit], scores: np.ndarray, query: str | None, tree: Any, costs: Sequence[int],
-    weights: RecordWeights = DEFAULT_WEIGHTS,
+    weights: RecordWeights = DEFAULT_WEIGHTS, *, learned: bool = True,
 ) -> np.ndarray:
-    """The structured strategy's ranking of a tree's units: the shipped model, or the hand-set mix when
-    its weights are unreadable or the caller set its own :class:`RecordWeights`."""
+    """The structured strategy's ranking of a tree's units.
+
+    With ``learned`` (``criterion="auto"``): the shipped model, or the hand-set mix when its weights are
+    unreadable or the caller set its own :class:`RecordWeights`. Without it (a criterion the caller
+    named): that criterion's min-max normalised scores plus the array-head prior, so the named
+    criterion decides.
+    """
+    if not learned and weights is DEFAULT_WEIGHTS:
+        from ..strategies.structured import ARRAY_HEAD_PRIOR, array_head_prior
+
+        lo, hi = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 0.0)
+        norm = (scores - lo) / (hi - lo) if hi - lo > 1e-12 else np.ones_like(scores)
+        return norm + ARRAY_HEAD_PRIOR * array_head_prior(units)
     values = [leaf.value for leaf in tree.leaves]
     model = shipped_model() if weights is DEFAULT_WEIGHTS else None
     if model is not None:
