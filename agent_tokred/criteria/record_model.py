@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from .._patterns import PROTECTED
+from ..strategies.structured import ARRAY_HEAD_PRIOR, array_head_prior
 from ..units import Unit
-from .base import rank_normalize
+from .base import minmax_normalize, rank_normalize
 from .records import (
     _EMPTY,
     _ID_KEY,
@@ -70,11 +72,8 @@ def record_features(
     if n == 0:
         return x
     x[:, 0] = rank_normalize(base) if n > 1 else 0.5
-    sizes: dict[str, int] = {}
-    for u in units:
-        parent = u.path.rsplit("[", 1)[0] if u.path.endswith("]") else ""
-        if parent:
-            sizes[parent] = sizes.get(parent, 0) + 1
+    parents = [u.path.rsplit("[", 1)[0] if u.path.endswith("]") else "" for u in units]
+    sizes = Counter(p for p in parents if p)
     for k, (unit, value) in enumerate(zip(units, values)):
         key = _last_key(unit.path)
         base_key = key.lower().replace("-", "_")
@@ -89,8 +88,7 @@ def record_features(
         last_index = next((s for s in reversed(steps) if isinstance(s, int)), None)
         x[k, 7] = 1.0 if steps and isinstance(steps[-1], int) else 0.0
         x[k, 8] = 1.0 / (1 + last_index) if last_index is not None else 0.0
-        parent = unit.path.rsplit("[", 1)[0] if unit.path.endswith("]") else ""
-        x[k, 9] = math.log1p(sizes.get(parent, 0))
+        x[k, 9] = math.log1p(sizes.get(parents[k], 0))
         x[k, 10] = 1.0 if isinstance(value, (dict, list)) else 0.0
         x[k, 11] = math.log1p(costs[k])
         x[k, 12] = k / max(1, n - 1)
@@ -192,11 +190,7 @@ def rank_tree_units(
     criterion decides.
     """
     if not learned and weights is DEFAULT_WEIGHTS:
-        from ..strategies.structured import ARRAY_HEAD_PRIOR, array_head_prior
-
-        lo, hi = (float(scores.min()), float(scores.max())) if len(scores) else (0.0, 0.0)
-        norm = (scores - lo) / (hi - lo) if hi - lo > 1e-12 else np.ones_like(scores)
-        return norm + ARRAY_HEAD_PRIOR * array_head_prior(units)
+        return minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
     values = [leaf.value for leaf in tree.leaves]
     model = shipped_model() if weights is DEFAULT_WEIGHTS else None
     if model is not None:

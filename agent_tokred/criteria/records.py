@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._patterns import PROTECTED
+from ..strategies.structured import array_head_prior
 from ..units import Unit
 from .base import rank_normalize
 from .lexical import STOP_WORDS, terms
@@ -130,8 +131,6 @@ def record_match(units: Sequence[Unit], query: str | None, records: RecordKeys) 
     if not query or n == 0:
         return np.zeros(n)
     members: dict[tuple[str | int, ...], list[int]] = {}
-    levels = [_with_top(recs, units[k].path) for k, recs in enumerate(records)] if TOP else list(records)
-    records = levels
     for k, recs in enumerate(records):
         for r in recs:
             members.setdefault(r, []).append(k)
@@ -164,15 +163,6 @@ def record_match(units: Sequence[Unit], query: str | None, records: RecordKeys) 
         if recs:
             out[k] = sum(rec_score[r] for r in recs) / len(recs)
     return out
-
-
-TOP = False
-
-
-def _with_top(recs: tuple[tuple[str | int, ...], ...], path: str) -> tuple[tuple[str | int, ...], ...]:
-    steps = split_path(path)
-    top: tuple[str | int, ...] = ("~", steps[0]) if len(steps) > 1 else ("~",)
-    return (top, *recs)
 
 
 def known_values(units: Sequence[Unit], query: str | None) -> np.ndarray:
@@ -215,8 +205,6 @@ def record_scores(
     weights: RecordWeights = DEFAULT_WEIGHTS, values: Sequence[Any] | None = None,
 ) -> np.ndarray:
     """The structured strategy's ranking: criterion, array-head, field and record signals, per token."""
-    from ..strategies.structured import array_head_prior
-
     mixed = (weights.criterion * rank_normalize(base) + weights.head * array_head_prior(units)
              + weights.field * field_prior(units, values) + weights.record * record_match(units, query, records)
              - weights.known * known_values(units, query))
