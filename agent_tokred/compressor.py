@@ -35,6 +35,7 @@ from .criteria.record_model import rank_tree_units
 from .criteria.records import DEFAULT_WEIGHTS, RecordWeights, protect_ids
 from .errors import CompressionTimeoutError, ModelNotAvailableError, ScorerFailedError, UnknownNameError
 from .reduction import Reduction
+from .strategies import resolve_strategy
 from .strategies.prune import estimate_costs, plan_prune, render_text
 from .strategies.structured import JsonUnits, dropped_paths, unit_chars_for
 from .tokens import CachedCounter, TokenCounter, resolve_counter, span_costs
@@ -89,8 +90,7 @@ class Compressor:
         timeout_s: float | None = None,
         on_timeout: OnTimeout = "fallback",
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise UnknownNameError("strategy", strategy, STRATEGIES)
+        resolve_strategy(strategy)  # the registry: an unknown name raises UnknownNameError listing the valid ones
         if unit != "auto" and unit not in GRANULARITIES:
             raise UnknownNameError("unit", unit, ("auto", *GRANULARITIES))
         if on_scorer_error not in ("fallback", "raise"):
@@ -212,12 +212,7 @@ class Compressor:
             units[0] = replace(units[0], protected=True)
         scores, crit_name, note = self._score(crit, units, query, deadline)
         strategy = self.strategy if self.strategy != "auto" else ("compact" if form == "lines" else "prune")
-        candidates = list(range(len(units)))
-        merged_into: dict[int, tuple[int, ...]] = {}
-        if strategy == "merge":
-            from .strategies.text_merge import plan_text_merge
-
-            candidates, merged_into = plan_text_merge(units, scores)
+        candidates, merged_into = resolve_strategy(strategy).select_units(units, scores)  # registered step
         sub = [units[i] for i in candidates]
         sub_scores = scores[candidates]
         if strategy == "compact" and form == "lines" and granularity == "line":  # gap notes count lines
