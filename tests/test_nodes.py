@@ -269,3 +269,26 @@ def test_pre_model_hook_with_create_react_agent() -> None:
     out = agent.invoke({"messages": [HumanMessage("Which db lags?")]})
     assert TALLY.content(model.received[1][-1]) <= 100
     assert out["messages"][2].content == LOG  # saved state unchanged
+
+
+def test_node_options_wire_the_node_and_the_rest_refine_the_policy() -> None:
+    reports: list[Any] = []
+    node = compress_documents_node(
+        "docs", messages_key="history", on_report=[reports.append], name="shrink_docs",
+        document_budget=40, criterion="lexical", min_tokens=8,
+    )
+    assert node.name == "shrink_docs"
+    out = node.invoke({"history": [HumanMessage(QUESTION)], "docs": [DOCS[0]]})
+    assert len(reports) == 1 and reports[0].query_chars == len(QUESTION)  # the query came from "history"
+    assert resolve_counter(None).count(out["docs"][0].page_content) <= 40
+    assert compress_tool_messages_node().name == "compress_tool_messages"
+    assert make_pre_model_hook(name="hook").name == "hook"
+
+
+@pytest.mark.parametrize("factory", [compress_tool_messages_node, compress_documents_node,
+                                     compress_reasoning_node, make_pre_model_hook])
+def test_an_unknown_node_option_is_refused(factory: Any) -> None:
+    from agent_tokred.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="messages_kye"):
+        factory(messages_kye="history")

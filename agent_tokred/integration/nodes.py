@@ -4,6 +4,11 @@ Each factory returns a runnable with sync and async paths (usable with ``invoke`
 and under ``langgraph dev``). Originals go to the graph's store (``compile(store=...)``) or a
 process-local default, in the namespace of the current thread.
 
+Every factory takes the same ``**options``: how the node is wired into its graph (the fields of
+:class:`NodeOptions`: ``compressor``, ``store``, ``messages_key``, ``on_report``, ``name``) and any
+:class:`~agent_tokred.integration.policy.ContextPolicy` field as an override of ``policy``
+(``message_budget=500``, ``criterion="lexical"`` ...); an unknown name raises ``InvalidInputError``.
+
 * :func:`compress_tool_messages_node`: after the tool node; holds every new tool output to
   ``message_budget`` and writes it back in place (same message id, ``add_messages`` replaces it).
 * :func:`compress_documents_node`: compresses retrieved documents in a state key, for the query.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
@@ -29,6 +35,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from ..compressor import Compressor
+from ..errors import UnknownNameError
 from ._content import content_text, marker
 from .documents import reduce_documents
 from .engine import ReductionEngine
@@ -38,6 +45,42 @@ from .reasoning import REASONING_MODES, ReasoningMode, reduce_reasoning
 from .report import StepReport
 
 ReportCallback = Callable[[StepReport], None]
+PolicyLike = ContextPolicy | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How a node is wired into its graph; every factory here takes these as keyword options.
+
+    Attributes:
+        compressor: the compression engine (default: from the policy's criterion, strategy, tokenizer).
+        store: where originals go when the run has no store of its own.
+        messages_key: the state key holding the messages.
+        on_report: callables that receive each :class:`StepReport` the node produces.
+        name: the node's runnable name (default: the factory's).
+    """
+
+    compressor: Compressor | None = None
+    store: Any = None
+    messages_key: str = "messages"
+    on_report: Sequence[ReportCallback] = ()
+    name: str = ""
+
+    def notify(self, report: StepReport) -> None:
+        """Pass ``report`` to every ``on_report`` callback."""
+        for callback in self.on_report:
+            callback(report)
+
+
+_WIRING = frozenset(f.name for f in fields(NodeOptions))
+
+
+def _setup(policy: PolicyLike, options: Mapping[str, Any], name: str) -> tuple[ReductionEngine, NodeOptions]:
+    """Split a factory's ``options`` into its wiring and the policy overrides; build the engine once."""
+    wiring = NodeOptions(**{k: v for k, v in options.items() if k in _WIRING})
+    overrides = {k: v for k, v in options.items() if k not in _WIRING}
+    engine = ReductionEngine(policy, compressor=wiring.compressor, store=wiring.store, **overrides)
+    return engine, replace(wiring, name=wiring.name or name)
 
 
 def _field(state: Any, key: str, default: Any = None) -> Any:
@@ -77,27 +120,18 @@ def _make_node(
     return RunnableLambda(run, afunc=arun, name=name)
 
 
-def _notify(callbacks: Sequence[ReportCallback], report: StepReport) -> None:
-    for callback in callbacks:
-        callback(report)
-
-
-def compress_tool_messages_node(
-    policy: ContextPolicy | Mapping[str, Any] | None = None,
-    *,
-    compressor: Compressor | None = None,
-    store: Any = None,
-    messages_key: str = "messages",
-    on_report: Sequence[ReportCallback] = (),
-    name: str = "compress_tool_messages",
-    **policy_overrides: Any,
-) -> Runnable:
+def compress_tool_messages_node(policy: PolicyLike = None, **options: Any) -> Runnable:
     """A node that holds every unmarked tool output in ``state[messages_key]`` to ``message_budget``.
 
     Put it between the tool node and the model node. Recall results are marked and kept whole;
     protected tools and error traces are kept whole.
+
+    Args:
+        policy: a :class:`ContextPolicy` or mapping.
+        **options: :class:`NodeOptions` fields and policy overrides (see the module docstring).
     """
-    engine = ReductionEngine(policy, compressor=compressor, store=store, **policy_overrides)
+    engine, wiring = _setup(policy, options, "compress_tool_messages")
+    messages_key = wiring.messages_key
 
     def pending(state: Any) -> bool:
         return any(
@@ -111,10 +145,10 @@ def compress_tool_messages_node(
         out, report = engine.hold_tool_outputs(msgs)
         changed = {i: new for i, (old, new) in enumerate(zip(msgs, out)) if new is not old}
         if changed:
-            _notify(on_report, report)
+            wiring.notify(report)
         return message_update(msgs, changed, messages_key)
 
-    return _make_node(name, work, pending)
+    return _make_node(wiring.name, work, pending)
 
 
 def compress_documents_node(
@@ -124,20 +158,23 @@ def compress_documents_node(
     document_budget: int | None = 300,
     total_budget: int | None = None,
     min_tokens: int = 32,
-    policy: ContextPolicy | Mapping[str, Any] | None = None,
-    compressor: Compressor | None = None,
-    store: Any = None,
-    messages_key: str = "messages",
-    on_report: Sequence[ReportCallback] = (),
-    name: str = "compress_documents",
-    **policy_overrides: Any,
+    policy: PolicyLike = None,
+    **options: Any,
 ) -> Runnable:
     """A node that compresses the documents (``Document`` or ``str``) in ``state[key]`` for the query.
 
     The query is ``state[query_key]`` when given, else the one derived from ``state[messages_key]``
     by the policy's ``query_source`` (the latest human message by default), else ``state["question"]`` or ``state["query"]``.
+
+    Args:
+        key: the state key holding the documents.
+        query_key: a state key holding the query.
+        document_budget / total_budget / min_tokens: as :func:`~agent_tokred.integration.documents.reduce_documents`.
+        policy: a :class:`ContextPolicy` or mapping (its criterion ranks whole documents).
+        **options: :class:`NodeOptions` fields and policy overrides (see the module docstring).
     """
-    engine = ReductionEngine(policy, compressor=compressor, store=store, **policy_overrides)
+    engine, wiring = _setup(policy, options, "compress_documents")
+    messages_key = wiring.messages_key
 
     def query_of(state: Any) -> str | None:
         if query_key is not None:
@@ -157,35 +194,35 @@ def compress_documents_node(
             document_budget=document_budget, total_budget=total_budget, min_tokens=min_tokens,
             criterion=engine.policy.criterion,
         )
-        _notify(on_report, report)
+        wiring.notify(report)
         return {key: out} if report.messages else {}
 
-    return _make_node(name, work, lambda state: bool(_field(state, key)))
+    return _make_node(wiring.name, work, lambda state: bool(_field(state, key)))
 
 
 def compress_reasoning_node(
     mode: ReasoningMode = "cut",
     *,
     reasoning_budget: int | None = None,
-    policy: ContextPolicy | Mapping[str, Any] | None = None,
-    compressor: Compressor | None = None,
-    store: Any = None,
-    messages_key: str = "messages",
-    on_report: Sequence[ReportCallback] = (),
-    name: str = "compress_reasoning",
-    **policy_overrides: Any,
+    policy: PolicyLike = None,
+    **options: Any,
 ) -> Runnable:
     """A node that reduces reasoning traces of AI messages before the latest human message.
 
     ``mode="cut"`` removes re-checking after a settled answer (overthinking detector) and, with
     ``reasoning_budget``, compresses what is left to that many tokens; ``mode="drop"`` removes the
     thinking. Originals are archived; answers are never changed.
+
+    Args:
+        mode: ``"cut"`` or ``"drop"``.
+        reasoning_budget: most tokens a cut trace keeps (``None``: only the cut).
+        policy: a :class:`ContextPolicy` or mapping.
+        **options: :class:`NodeOptions` fields and policy overrides (see the module docstring).
     """
     if mode not in REASONING_MODES:
-        from ..errors import UnknownNameError
-
         raise UnknownNameError("reasoning mode", mode, REASONING_MODES)
-    engine = ReductionEngine(policy, compressor=compressor, store=store, **policy_overrides)
+    engine, wiring = _setup(policy, options, "compress_reasoning")
+    messages_key = wiring.messages_key
 
     def earlier(msgs: Sequence[BaseMessage]) -> list[int]:
         humans = [i for i, m in enumerate(msgs) if isinstance(m, HumanMessage)]
@@ -213,38 +250,35 @@ def compress_reasoning_node(
         if records:
             before = sum(r.tokens_before for r in records)
             after = sum(r.tokens_after for r in records)
-            _notify(on_report, StepReport(kind="reasoning", tokens_before=before, tokens_after=after,
+            wiring.notify(StepReport(kind="reasoning", tokens_before=before, tokens_after=after,
                                           seconds=time.perf_counter() - started, messages=tuple(records),
                                           tokenizer=engine.compressor.counter.name))
         return message_update(msgs, changed, messages_key)
 
-    return _make_node(name, work, lambda state: bool(earlier(_state_messages(state, messages_key))))
+    return _make_node(wiring.name, work, lambda state: bool(earlier(_state_messages(state, messages_key))))
 
 
-def make_pre_model_hook(
-    policy: ContextPolicy | Mapping[str, Any] | None = None,
-    *,
-    compressor: Compressor | None = None,
-    store: Any = None,
-    messages_key: str = "messages",
-    on_report: Sequence[ReportCallback] = (),
-    **policy_overrides: Any,
-) -> Runnable:
+def make_pre_model_hook(policy: PolicyLike = None, **options: Any) -> Runnable:
     """A ``pre_model_hook`` for ``create_react_agent``: returns ``{"llm_input_messages": reduced}``.
 
     Only that model call sees the reduced messages; the saved state is unchanged.
+
+    Args:
+        policy: a :class:`ContextPolicy` or mapping.
+        **options: :class:`NodeOptions` fields and policy overrides (see the module docstring).
 
     Example:
         >>> hook = make_pre_model_hook(message_budget=400, criterion="lexical")
         >>> hook.invoke({"messages": []})
         {'llm_input_messages': []}
     """
-    engine = ReductionEngine(policy, compressor=compressor, store=store, **policy_overrides)
+    engine, wiring = _setup(policy, options, "agent_tokred_pre_model_hook")
+    messages_key = wiring.messages_key
 
     def work(state: Any) -> dict[str, Any]:
         msgs = _state_messages(state, messages_key)
         out, report = engine.reduce(msgs)
-        _notify(on_report, report)
+        wiring.notify(report)
         return {"llm_input_messages": out}
 
     def run(state: Any) -> dict[str, Any]:
@@ -256,4 +290,4 @@ def make_pre_model_hook(
             return await asyncio.to_thread(work, state)
         return work(state)
 
-    return RunnableLambda(run, afunc=arun, name="agent_tokred_pre_model_hook")
+    return RunnableLambda(run, afunc=arun, name=wiring.name)
