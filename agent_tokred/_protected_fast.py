@@ -17,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from . import _patterns as p
 from ._patterns import CJK
@@ -104,6 +106,95 @@ def protected_for(text: str) -> re.Pattern[str]:
 def term_pattern_for(text: str) -> re.Pattern[str]:
     """The lexical criterion's term pattern (protected span | CJK character | word), specialised to ``text``."""
     return _compiled(_mask(text), True)
+
+
+@lru_cache(maxsize=2048)
+def _grouped(mask: int) -> re.Pattern[str]:
+    alts = "|".join(pat for bit, (pat, _) in enumerate(ALTERNATIVES) if mask >> bit & 1)
+    return re.compile(f"({alts})|({_TERM_TAIL})")
+
+
+def terms_and_protected(text: str) -> tuple[tuple[str, ...], int]:
+    """The lexical terms of ``text`` (lower-cased) and its number of ``PROTECTED`` matches, from one scan.
+
+    The term pattern tries the protected alternatives first at every position it visits; the only
+    positions the protected scan alone visits on top are inside a word it consumed, where nothing but
+    a URL can start (every other alternative starts at a word boundary or after a non-word character,
+    and an e-mail that matched inside a word would have matched at its start). So without ``://`` the
+    protected terms are exactly the protected matches; with it the protected scan runs on its own.
+
+    Example:
+        >>> terms_and_protected("Call foo.bar() at 12:30")
+        (('call', 'foo.bar()', 'at', '12:30'), 2)
+    """
+    mask = _mask(text)
+    pairs: list[tuple[str, str]] = _grouped(mask).findall(text)
+    terms = tuple([(span or word).lower() for span, word in pairs])
+    if "://" in text:
+        return terms, len(_compiled(mask, False).findall(text))
+    return terms, sum(1 for span, _ in pairs if span)
+
+
+_SPACE = re.compile(r"\s")
+
+
+@lru_cache(maxsize=8192)
+def _chunk_spans(chunk: str) -> tuple[list[int], list[int]]:
+    spans = [m.span() for m in protected_for(chunk).finditer(chunk)]
+    return [a for a, _ in spans], [b for _, b in spans]
+
+
+def _delimits(text: str, i: int) -> bool:
+    """``text[i]`` (white space) ends every ``PROTECTED`` match: only a date's one space between digits does not."""
+    return not (text[i] == " " and 0 < i < len(text) - 1 and text[i - 1].isdecimal() and text[i + 1].isdecimal())
+
+
+def strictly_inside_protected(text: str) -> Callable[[int, int], bool]:
+    """A test ``inside(p, q)``: is ``p`` or ``q`` strictly inside (not at the start of) a ``PROTECTED`` match?
+
+    The matches are those of ``PROTECTED.finditer(text)``, found only where asked: no match holds
+    white space except a date's one space between digits, so the text falls into chunks between
+    the other white space, and no match crosses a chunk's edge; the scan of the whole text reaches
+    each chunk afresh, and the patterns see white space around it as they see a string's ends. So
+    a chunk's matches are those of the chunk scanned on its own (cached per chunk text). ``p`` and
+    ``q`` must lie in one chunk and calls must come in increasing order (sentence-end candidates).
+
+    Example:
+        >>> inside = strictly_inside_protected("see /usr/lib. and x. now")
+        >>> inside(12, 12), inside(19, 19)
+        (True, False)
+    """
+    n = len(text)
+    chunk: list[Any] = [0, 0, ([], [])]  # [start, end, spans relative to start] of the chunk last asked about
+
+    def inside(p: int, q: int) -> bool:
+        a, b, spans = chunk
+        if not a <= p < b:
+            a = p
+            while a > b and not (text[a - 1].isspace() and _delimits(text, a - 1)):
+                a -= 1  # back to the chunk's start (never before the last chunk's end: O(n) in all)
+            b = q + 1
+            while True:
+                m = _SPACE.search(text, b)
+                if m is None:
+                    b = n
+                    break
+                b = m.start()
+                if _delimits(text, b):
+                    break
+                b += 1
+            spans = _chunk_spans(text[a:b])
+            chunk[:] = [a, b, spans]
+        starts, ends = spans
+        if not starts:
+            return False
+        for x in (p - a, q - a):
+            k = bisect.bisect_left(starts, x) - 1  # matches do not overlap: only the last one starting before x
+            if k >= 0 and x < ends[k]:
+                return True
+        return False
+
+    return inside
 
 
 def protected_spans_of(text: str) -> list[tuple[int, int]]:

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import re
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._patterns import ABBREVIATIONS, CJK, PROTECTED, WORD
-from ._protected_fast import protected_spans_of
+from ._protected_fast import strictly_inside_protected
 
 Granularity = Literal["word", "sentence", "line", "paragraph"]
 GRANULARITIES: tuple[Granularity, ...] = ("word", "sentence", "line", "paragraph")
@@ -106,16 +105,6 @@ def _word_cuts(text: str) -> list[int]:
     return [m.start() for m in WORD.finditer(text)]
 
 
-def _protected_spans(text: str) -> list[tuple[int, int]]:
-    return protected_spans_of(text)  # = [m.span() for m in PROTECTED.finditer(text)], specialised per line
-
-
-def _inside(pos: int, spans: Sequence[tuple[int, int]], starts: Sequence[int]) -> bool:
-    # Spans do not overlap and are sorted: only the last span starting before pos can contain it.
-    k = bisect.bisect_left(starts, pos) - 1
-    return k >= 0 and spans[k][0] < pos < spans[k][1]
-
-
 def _is_abbreviation(text: str, end: int) -> bool:
     start = end
     while start > 0 and not text[start - 1].isspace():
@@ -125,14 +114,15 @@ def _is_abbreviation(text: str, end: int) -> bool:
 
 
 def _sentence_cuts(text: str) -> list[int]:
-    spans = _protected_spans(text)
-    starts = [a for a, _ in spans]
+    # A sentence end inside a protected span (a URL, path or name holding its punctuation) is no cut.
+    # Only the candidates' own chunks are scanned for spans; a newline is never inside one.
+    inside = strictly_inside_protected(text)
     cuts: list[int] = []
     for m in _SENT_END.finditer(text):
-        end = m.end()
-        if _inside(m.start(), spans, starts) or _inside(end - 1, spans, starts):
+        start, end = m.span()
+        if text[start] != "\n" and inside(start, end - 1):
             continue
-        if m.group().startswith(".") and _is_abbreviation(text, m.start() + 1):
+        if text[start] == "." and _is_abbreviation(text, start + 1):
             continue
         cuts.append(_absorb_space(text, end))
     return cuts

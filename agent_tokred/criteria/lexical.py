@@ -21,11 +21,13 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from .._patterns import CJK, PROTECTED
-from .._protected_fast import protected_for, term_pattern_for
+from .._protected_fast import terms_and_protected
 from ..units import Unit
 
 _TERM = re.compile(rf"(?:{PROTECTED.pattern})|{CJK.pattern}|\w+")
-_ALARM = re.compile(r"\b(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
+_CAPITALS = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+# (?<!\w) = \b before a word character, and the engine tries it faster than \b under re.I
+_ALARM = re.compile(r"(?<!\w)(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
 
 STOP_WORDS = frozenset(
     ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "also", "may", "might", "must", "shall", "us", "let", "one", "two", "get", "got", "like", "well", "much", "many", "even", "still", "yet", "via", "per", "de", "la", "le", "what's", "it's", "i'm", "don't", "can't", "won't", "isn't", "aren't", "wasn't", "weren't"]
@@ -34,13 +36,13 @@ STOP_WORDS = frozenset(
 
 def terms(text: str) -> list[str]:
     """Lower-cased terms of ``text``: protected spans whole, CJK per character, else word characters."""
-    return list(_cached_terms(text))
+    return list(_cached_terms(text)[0])
 
 
 @lru_cache(maxsize=65536)
-def _cached_terms(text: str) -> tuple[str, ...]:
+def _cached_terms(text: str) -> tuple[tuple[str, ...], int]:
     # Units are scored by more than one pass (lexical, record ranking); the regex is the costly part.
-    return tuple(map(str.lower, term_pattern_for(text).findall(text)))  # = _TERM.findall(text)
+    return terms_and_protected(text)  # = (lower-cased _TERM.findall(text), len(PROTECTED.findall(text)))
 
 
 def _idf(units_terms: Sequence[list[str]]) -> dict[str, float]:
@@ -56,8 +58,8 @@ def _content_score(raw: str, ts: list[str], idf: dict[str, float]) -> float:
     if not content:
         return 0.0
     info = sum(idf.get(t, 1.0) for t in content) / max(len(ts), 1)
-    protected = len(protected_for(raw).findall(raw))  # = PROTECTED.findall(raw), only faster
-    capitals = len(re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", raw))
+    protected = _cached_terms(raw)[1]  # = len(PROTECTED.findall(raw)), from the terms' own scan
+    capitals = len(_CAPITALS.findall(raw))
     bonus = 0.6 * min(protected, 4) + 0.3 * min(capitals, 4) + (1.5 if _ALARM.search(raw) else 0.0)
     return info + bonus / max(1.0, math.sqrt(len(ts)))
 

@@ -1,0 +1,81 @@
+"""The one-scan fast paths (issue 16, second pass) find what the plain whole-pattern scans find."""
+
+from __future__ import annotations
+
+import bisect
+import importlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent_tokred._patterns import PROTECTED
+from agent_tokred._protected_fast import strictly_inside_protected, terms_and_protected
+from agent_tokred.units import _SENT_END, _absorb_space, _is_abbreviation, _sentence_cuts
+
+lexical_module = importlib.import_module("agent_tokred.criteria.lexical")
+
+_PIECES = st.sampled_from(
+    ["a", "Z", "foo", " ", "  ", "\n", "\t", ".", "..", "...", "/", ":", "::", "->", "-", "_", "@", "://", "http",
+     "https://x.org/a", "0", "12", "2024", "2024-01-02", " 12:30", "12:30", "T10:00:00Z", "0x1f", "deadbeef",
+     "3f2a9c1d-1111-2222-3333-", "444455556666", "$", "%", ",", "1,234.56", "e", "iPhone", "snake_case", "a.b", "(",
+     ")", "()", "~", "你", "٣", "ü", "'", '"', "”", "’", "user@example.com", "+", "。", "！", "」", "…", "?", "!",
+     "Dr.", "e.g.", "/usr/lib.", "Error", "failed", "xtimeout", "İnvalid", "ı", "ſ"]
+)
+_TEXTS = st.lists(_PIECES, max_size=50).map("".join)
+
+
+def _reference_cuts(text: str) -> list[int]:
+    """Sentence cuts as before: every protected span of the whole text, then the candidates."""
+    spans = [m.span() for m in PROTECTED.finditer(text)]
+    starts = [a for a, _ in spans]
+
+    def inside(pos: int) -> bool:
+        k = bisect.bisect_left(starts, pos) - 1
+        return k >= 0 and spans[k][0] < pos < spans[k][1]
+
+    cuts = []
+    for m in _SENT_END.finditer(text):
+        if inside(m.start()) or inside(m.end() - 1):
+            continue
+        if m.group().startswith(".") and _is_abbreviation(text, m.start() + 1):
+            continue
+        cuts.append(_absorb_space(text, m.end()))
+    return cuts
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TEXTS)
+def test_sentence_cuts_equal_the_whole_text_span_scan(text: str) -> None:
+    assert _sentence_cuts(text) == _reference_cuts(text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TEXTS)
+def test_terms_and_protected_count_come_from_one_scan(text: str) -> None:
+    terms, protected = terms_and_protected(text)
+    assert list(terms) == [t.lower() for t in lexical_module._TERM.findall(text)]
+    assert protected == len(PROTECTED.findall(text))
+
+
+def test_urls_inside_words_are_counted_by_their_own_scan() -> None:
+    text = "see myfile://host/x and xhttp://a.b/c"
+    assert terms_and_protected(text)[1] == len(PROTECTED.findall(text))
+
+
+def test_inside_reports_strict_interiors_only() -> None:
+    text = "path /usr/lib. then http://x.org/a.’ end 2024-01-02 12:30. ok"
+    spans = [m.span() for m in PROTECTED.finditer(text)]
+    inside = strictly_inside_protected(text)
+    for pos in (text.index("lib.") + 3, text.index(".’") + 1, text.index("30.") + 2, text.index("ok")):
+        assert inside(pos, pos) == any(a < pos < b for a, b in spans), pos
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_alarm_and_capital_patterns_match_the_old_ones(text: str) -> None:
+    import re
+
+    old_alarm = re.compile(
+        r"\b(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
+    assert (old_alarm.search(text) is None) == (lexical_module._ALARM.search(text) is None)
+    assert re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text) == lexical_module._CAPITALS.findall(text)
