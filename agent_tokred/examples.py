@@ -146,9 +146,7 @@ class ExamplePool:
     @property
     def costs(self) -> np.ndarray:
         """Exact token count of each rendered example (read-only view, cached)."""
-        if self._cost_array is None or len(self._cost_array) != len(self._costs):
-            self._cost_array = np.asarray(self._costs, dtype=np.int64)
-            self._cost_array.flags.writeable = False
+        self._cost_array = _readonly_counts(self._costs, self._cost_array)
         return self._cost_array
 
     def snapshot(self) -> tuple[int, np.ndarray, np.ndarray]:
@@ -209,9 +207,7 @@ class ExamplePool:
     @property
     def reason_tokens(self) -> np.ndarray:
         """Token count of each example's ``compressible_key`` value (zeros without one)."""
-        if self._reason_array is None or len(self._reason_array) != len(self._reason_tokens):
-            self._reason_array = np.asarray(self._reason_tokens, dtype=np.int64)
-            self._reason_array.flags.writeable = False
+        self._reason_array = _readonly_counts(self._reason_tokens, self._reason_array)
         return self._reason_array
 
     def render(self, example: Mapping[str, Any]) -> str:
@@ -328,6 +324,15 @@ def select_examples(
         [0]
     """
     return ExamplePool(examples, **pool_options).select(query, budget, policy=policy)
+
+
+def _readonly_counts(counts: list[int], cached: np.ndarray | None) -> np.ndarray:
+    """``counts`` as a read-only int64 array: ``cached`` while the list has not grown (it only grows)."""
+    if cached is not None and len(cached) == len(counts):
+        return cached
+    array = np.asarray(counts, dtype=np.int64)
+    array.flags.writeable = False
+    return array
 
 
 def _resolve_formatter(formatter: Any) -> Formatter:

@@ -265,12 +265,13 @@ class RunRecord:
 
     @property
     def tokens_without(self) -> int:
-        """Context tokens over all steps without agent-tokred."""
-        return sum(s.tokens_before for s in self.steps)
+        """Context tokens over all steps without agent-tokred (the sum of :meth:`component_totals`)."""
+        return sum(before for before, _ in self.component_totals().values())
 
     @property
     def tokens_with(self) -> int:
-        return sum(s.tokens_after for s in self.steps)
+        """Context tokens over all steps with agent-tokred."""
+        return sum(after for _, after in self.component_totals().values())
 
     @property
     def saved_share(self) -> float:
