@@ -119,6 +119,32 @@ def test_incremental_steps_on_real_traces(real_thinking: list[tuple[str, str]]) 
         assert [s.text for s in got] == [u.text for u in segment_steps(thinking)]
 
 
+@pytest.mark.parametrize("size", [1, 7, 10_000])
+def test_list_lines_do_not_stall_the_stream(size: int) -> None:
+    # A sentence start followed by "- " (stripped before matching) once left its head undecided for
+    # ever: no later step closed before the end of the stream, so the rule never decided again.
+    text = (
+        "Let me list what we know.\n\n- Akbar: 3 years old\n- Alessandro: 4 years old\n- Helene: 10 years old\n"
+        "- Wilfred: ?\n\nTotal age of all four is 20, so Wilfred is 20 - 17 = 3.\n\n"
+        "Wait, let me double-check: 3 + 4 + 10 + 3 = 20. Yes.\n\n" + "So the answer is 3. " * 10
+    )
+    seg = IncrementalSteps()
+    before_end = [s for part in _chunks(text, size) for s in seg.feed(part)]
+    steps = segment_steps(text)
+    assert [s.start for s in before_end] == [u.start for u in steps[: len(before_end)]]
+    assert len(before_end) == len(steps) - 1  # only the open last step waits for the end
+
+
+def test_whole_real_traces_close_their_steps_as_they_stream(real_thinking: list[tuple[str, str]]) -> None:
+    for thinking, _ in real_thinking:
+        seg = IncrementalSteps()
+        closed = seg.feed(thinking)
+        steps = segment_steps(thinking)
+        assert [s.start for s in closed + seg.finish()] == [u.start for u in steps]
+        # Steps still open at the end of the text are those within the last head window.
+        assert all(u.start >= len(thinking) - 80 for u in steps[len(closed) + 1 :])
+
+
 # --- the stop rule ------------------------------------------------------------------------------
 
 

@@ -40,12 +40,19 @@ class StreamStep:
 
 
 def head_is_reflection(text: str, *, final: bool) -> bool | None:
-    """Whether ``text`` opens with a reflection turn; ``None`` while more text could change the answer."""
+    """Whether ``text`` opens with a reflection turn; ``None`` while more text could change the answer.
+
+    ``text`` is the raw window after a sentence start (at most ``_HEAD_WINDOW`` characters, as
+    :func:`~agent_tokred.overthinking.steps.segment_steps` reads it): once the window is full, or
+    ``final``, the answer is decided. (The window is measured before stripping list bullets and
+    emphasis: measured after, a "- item" line would never be decided and the stream would stall.)
+    """
+    complete = final or len(text) >= _HEAD_WINDOW
     t = text.lstrip(_STRIP)
     m = REFLECTION.match(t)
-    if m is not None and (m.end() < len(t) or final):
+    if m is not None and (m.end() < len(t) or complete):
         return True
-    if m is None and (len(t) >= _HEAD_WINDOW or final):
+    if m is None and complete:
         return False
     return None
 
