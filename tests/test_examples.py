@@ -524,3 +524,20 @@ def test_selection_does_not_expose_the_pool_for_mutation() -> None:
     copy = sel.examples[0]
     copy["answer"] = "changed"
     assert pool.select("kitten purr", 300).examples[0]["answer"] != "changed"
+
+
+def test_selector_passes_the_pool_options_as_given(tmp_path: object) -> None:
+    from langchain_core.prompts import PromptTemplate
+
+    from agent_tokred.integration.example_selector import BudgetedExampleSelector
+
+    prompt = PromptTemplate.from_template("Q: {question}\nA: {answer}")
+    cache = f"{tmp_path}/vectors.npz"
+    sel = BudgetedExampleSelector(topic_examples(), max_tokens=80, example_prompt=prompt, input_keys=["question"],
+                                  embeddings=fake_embed, tokenizer="approx", separator="\n---\n",
+                                  cache=cache, embed_name="fake")
+    assert sel.pool.counter.name == resolve_counter("approx").name and sel.pool.separator == "\n---\n"
+    assert sel.pool.sep_tokens == resolve_counter("approx").count("\n---\n")
+    assert np.load(cache)["vectors"].shape[0] == len(topic_examples())  # cached under embed_name
+    with pytest.raises(InvalidInputError, match="'tokeniser'; the pool's options are tokenizer"):
+        BudgetedExampleSelector(topic_examples(), max_tokens=80, embeddings=fake_embed, tokeniser="approx")

@@ -36,6 +36,7 @@ from langchain_core.runnables.config import run_in_executor
 from ..errors import BudgetError, InvalidInputError
 from ..examples import ExamplePool, ExampleSelection, SelectionPolicy
 
+POOL_OPTIONS = ("tokenizer", "separator", "compressible_key", "cache", "embed_name")
 
 class BudgetedExampleSelector(BaseExampleSelector):
     """Selects the examples worth their tokens for each input, within ``max_tokens``.
@@ -45,23 +46,26 @@ class BudgetedExampleSelector(BaseExampleSelector):
         max_tokens: tokens allowed for the rendered examples, separators included.
         example_prompt: a ``PromptTemplate`` (or a chat prompt, counted as its ``format`` string) or a
             ``Callable[[dict], str]``; what is rendered is what is counted (default ``key: value`` lines).
-        tokenizer: the caller's tokenizer (see :func:`agent_tokred.tokens.resolve_counter`).
         input_keys: example keys matched against the same keys of the prompt's input (default: all
             example keys, and all input values sorted by key, as LangChain's similarity selector).
         embeddings: a LangChain ``Embeddings`` object, a ``Callable[[list[str]], array]`` or ``None``
             for the shipped MiniLM. Pool embeddings are computed once and cached per pool.
         vectors: precomputed embeddings of ``examples`` (one row each).
-        separator: must match the few-shot template's ``example_separator`` (``"\\n\\n"``).
         policy: the relevance / diversity / length trade-off (see :class:`SelectionPolicy`).
-        compressible_key: the reasoning field compression may shorten (the answer is never touched).
         compress: compress chosen examples' ``compressible_key`` so more examples fit.
         compress_rate: kept fraction of the compressible field when compressing.
         compressor: the compressor to use (default :func:`agent_tokred.compress`).
-        cache: cache pool embeddings on disk by content hash (``True`` or a file path).
+        **pool_options: :class:`~agent_tokred.examples.ExamplePool`'s own options, passed as they are:
+            ``tokenizer`` (the caller's, see :func:`agent_tokred.tokens.resolve_counter`),
+            ``separator`` (must match the few-shot template's ``example_separator``, ``"\\n\\n"``),
+            ``compressible_key`` (the reasoning field compression may shorten; the answer is never
+            touched), ``cache`` (pool embeddings on disk by content hash: ``True`` or a file path)
+            and ``embed_name`` (names custom ``embeddings`` in that cache).
 
     Raises:
         BudgetError: ``max_tokens`` is not a positive int.
-        InvalidInputError: an example misses a key the prompt or ``input_keys`` need (named).
+        InvalidInputError: an example misses a key the prompt or ``input_keys`` need (named), or an
+            option is none of the above.
     """
 
     def __init__(
@@ -70,20 +74,20 @@ class BudgetedExampleSelector(BaseExampleSelector):
         *,
         max_tokens: int,
         example_prompt: Any = None,
-        tokenizer: Any = None,
         input_keys: Sequence[str] | None = None,
         embeddings: Any = None,
         vectors: Any = None,
-        separator: str = "\n\n",
         policy: SelectionPolicy | None = None,
-        compressible_key: str | None = None,
         compress: bool = False,
         compress_rate: float = 0.5,
         compressor: Callable[..., Any] | None = None,
-        cache: bool | str = False,
+        **pool_options: Any,
     ) -> None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
             raise BudgetError(f"max_tokens must be a positive int of tokens; got {max_tokens!r}")
+        unknown = sorted(set(pool_options) - set(POOL_OPTIONS))
+        if unknown:
+            raise InvalidInputError(f"unknown option {unknown[0]!r}; the pool's options are {', '.join(POOL_OPTIONS)}")
         self.max_tokens = max_tokens
         self.input_keys = list(input_keys) if input_keys is not None else None
         self.policy = policy or SelectionPolicy()
@@ -91,18 +95,10 @@ class BudgetedExampleSelector(BaseExampleSelector):
         self.compress_rate = compress_rate
         self.compressor = compressor
         required = getattr(example_prompt, "input_variables", None)
-        self.pool = ExamplePool(
-            examples,
-            input_keys=input_keys,
-            formatter=example_prompt,
-            tokenizer=tokenizer,
-            embed=embeddings,
-            embeddings=vectors,
-            separator=separator,
-            required_keys=list(required) if required else None,
-            compressible_key=compressible_key,
-            cache=cache,
-        )
+        # LangChain's names for what the pool calls formatter / embed / embeddings; the rest as given
+        self.pool = ExamplePool(examples, input_keys=input_keys, formatter=example_prompt, embed=embeddings,
+                                embeddings=vectors, required_keys=list(required) if required else None,
+                                **pool_options)
         self.last_selection: ExampleSelection | None = None
 
     def add_example(self, example: dict[str, str]) -> int:
