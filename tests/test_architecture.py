@@ -10,9 +10,11 @@ imports included: a lazy import is still a dependency). Each module is placed in
     parts        units, tokens, criteria, strategies, budget, archive, models, errors, ...
 
 A module may import its own layer or any layer below; modules must not import each other in a
-cycle. Known violations in code owned elsewhere are listed in ``ALLOWED_*`` below, each with its
-reason, so that this test passes today and fails on any new violation (and on a listed one that
-is gone, so the list only shrinks).
+cycle. Library modules stay under ``MAX_LINES`` lines and functions under ``MAX_PARAMETERS``
+parameters (a public class's constructor with keyword-only options excepted). Known violations
+in code owned elsewhere are listed in ``ALLOWED_*`` below, each with its reason, so that this test
+passes today and fails on any new violation (and on a listed one that is gone, so the list only
+shrinks).
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ ALLOWED_FRAMEWORK: dict[str, str] = {
 
 # Import cycles (as sorted tuples of modules) that exist today in code this change does not own.
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}
+
+MAX_LINES = 400
+MAX_PARAMETERS = 8
+
+# Functions (module.qualname) over MAX_PARAMETERS today, in code this change does not own.
+ALLOWED_LONG_SIGNATURES: dict[str, str] = {
+    "agent_tokred.compressor.compress": "the one-call API, 13 keyword-only options (owner: compressor.py)",
+    "agent_tokred.compressor.Compressor._reduce_text": "9 positional parameters (owner: compressor.py)",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -133,6 +144,44 @@ def layer_of(name: str) -> str | None:
     if len(parts) == 2 and parts[1].startswith("_"):
         return "parts"  # an unlisted private helper at the top is a part (its imports are checked as one)
     return None
+
+
+def _signatures(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, str | None]]:
+    """``(qualname, function, enclosing class)`` for every function of a module, nested ones included."""
+    work: list[tuple[ast.AST, str, str | None]] = [(tree, "", None)]
+    while work:
+        node, prefix, cls = work.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield prefix + child.name, child, cls
+                work.append((child, f"{prefix}{child.name}.", None))
+            elif isinstance(child, ast.ClassDef):
+                work.append((child, f"{prefix}{child.name}.", child.name))
+
+
+def long_signatures() -> dict[str, int]:
+    """Library functions over ``MAX_PARAMETERS`` (``self``/``cls``, ``*args`` and ``**kwargs`` not counted).
+
+    A public class's ``__init__`` is exempt when at most one parameter besides ``self`` is
+    positional and the rest are keyword-only options.
+    """
+    out: dict[str, int] = {}
+    for name, path in modules().items():
+        if not name.startswith("agent_tokred"):
+            continue
+        for qualname, fn, cls in _signatures(ast.parse(path.read_text(encoding="utf-8"))):
+            positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args) if a.arg not in ("self", "cls")]
+            count = len(positional) + len(fn.args.kwonlyargs)
+            constructor = fn.name == "__init__" and cls is not None and not cls.startswith("_")
+            if count > MAX_PARAMETERS and not (constructor and len(positional) <= 1):
+                out[f"{name}.{qualname}"] = count
+    return out
+
+
+def long_modules() -> dict[str, int]:
+    """Library modules over ``MAX_LINES`` lines."""
+    sizes = {n: len(p.read_text(encoding="utf-8").splitlines()) for n, p in modules().items()}
+    return {n: size for n, size in sizes.items() if n.startswith("agent_tokred") and size > MAX_LINES}
 
 
 def cycles() -> list[tuple[str, ...]]:
@@ -228,13 +277,32 @@ def test_the_library_never_edits_sys_path() -> None:
     assert offenders == []
 
 
-@pytest.mark.parametrize("kind", ["upward", "framework", "cycle"])
+def test_no_new_function_over_the_parameter_limit() -> None:
+    new = {n: c for n, c in long_signatures().items() if n not in ALLOWED_LONG_SIGNATURES}
+    assert new == {}, f"functions over {MAX_PARAMETERS} parameters (group options in a dataclass): {new}"
+
+
+def test_the_signature_check_sees_long_signatures() -> None:
+    tree = ast.parse("class A:\n    def __init__(self, a, *, b, c, d, e, f, g, h, i): ...\n"
+                     "class _B:\n    def __init__(self, a, *, b, c, d, e, f, g, h, i): ...\n"
+                     "def outer():\n    def inner(a, b, c, d, e, f, g, h, i, **kw): ...\n")
+    seen = {q: (len(fn.args.args) + len(fn.args.kwonlyargs), cls) for q, fn, cls in _signatures(tree)}
+    assert seen == {"A.__init__": (10, "A"), "_B.__init__": (10, "_B"), "outer": (0, None), "outer.inner": (9, None)}
+
+
+def test_no_library_module_over_the_line_limit() -> None:
+    assert long_modules() == {}, f"modules over {MAX_LINES} lines (split by concept): {long_modules()}"
+
+
+@pytest.mark.parametrize("kind", ["upward", "framework", "cycle", "signature"])
 def test_allow_lists_only_shrink(kind: str) -> None:
     """A listed violation that is fixed must leave its allow-list (so it cannot come back unnoticed)."""
     if kind == "upward":
         stale = sorted(set(ALLOWED_UPWARD) - set(upward_imports()))
     elif kind == "framework":
         stale = sorted(n for n in ALLOWED_FRAMEWORK if n not in modules() or not framework_imports(n))
+    elif kind == "signature":
+        stale = sorted(set(ALLOWED_LONG_SIGNATURES) - set(long_signatures()))
     else:
         stale = sorted(set(ALLOWED_CYCLES) - set(cycles()))
     assert stale == [], f"fixed, remove from ALLOWED in tests/test_architecture.py: {stale}"
