@@ -298,7 +298,7 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
     anchored_grid = [dataclasses.replace(base, k_anchored=k, strategy=t) for k in (1, 2, 3) for t in triggers]
     mention_grid = [
         dataclasses.replace(base, anchor_gate="mentioned", strategy=t)
-        for t in (CutStrategy(triggers=("reflection",)), CutStrategy())
+        for t in (CutStrategy(triggers=("recheck",)), CutStrategy(triggers=("reflection",)), CutStrategy())
     ]
     online_grid = [
         dataclasses.replace(base, use_conclusion=False, k=k, min_strength=s) for k in (2, 3, 4) for s in (1, 2)

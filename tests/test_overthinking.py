@@ -182,6 +182,23 @@ def test_cut_never_before_the_conclusions_answer_is_derived() -> None:
     assert "540" in thinking[: res.cut_char]
 
 
+@pytest.mark.parametrize(("trigger", "cut_at"), [("reflection", "But let me check"), ("recheck", "Wait, let me verify")])
+def test_mentioned_gate_cuts_at_the_first_recheck_not_at_a_reading_doubt(trigger: str, cut_at: str) -> None:
+    # The real failure: a doubt about the problem's reading opens right after the first answer, and
+    # the other reading is the gold one; "recheck" keeps such turns and cuts at the next re-check.
+    thinking = (
+        "Three paid hours: 15 + 30 + 60 = $105.\n\n"
+        "But let me check if there's another interpretation: every later hour costs $30, so 15 + 30 + 30 = $75.\n\n"
+        "Wait, let me verify the first reading again: 15 + 30 + 60 is 105, doubling each hour.\n\n"
+        "Wait, yes, 105 once more, nothing changes."
+    )
+    cfg = _config(anchor_gate="mentioned", strategy=CutStrategy(triggers=(trigger,)))
+    res = detect_overthinking(thinking + "</think>**$105**", config=cfg)
+    assert res.cut and res.cut_char is not None
+    assert thinking[res.cut_char :].startswith(cut_at)
+    assert ("75" in thinking[: res.cut_char]) is (trigger == "recheck")
+
+
 def test_confidence_gate_opens_after_one_confident_derivation() -> None:
     thinking = "So 6 * 7 = 42 here.\n\nWait, let me re-check the multiplication once more to be very safe."
     tokens = [(ch, -0.01) for ch in thinking]

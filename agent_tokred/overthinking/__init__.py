@@ -23,6 +23,7 @@ from .detectors import (
     EmbeddingRedundancyDetector,
     StepDetector,
     lexical_redundancy,
+    recheck,
     reflection,
 )
 from .monitor import OverthinkingMonitor, OverthinkingStop, StopRecord
@@ -60,6 +61,7 @@ __all__ = [
     "lexical_redundancy",
     "monitor_stream",
     "normalize_answer",
+    "recheck",
     "reflection",
     "segment_steps",
     "split_trace",

@@ -38,6 +38,7 @@ from .detectors import (
     MentionGate,
     StepDetector,
     lexical_redundancy,
+    recheck,
     reflection,
     step_candidates,
 )
@@ -262,7 +263,7 @@ def _score(
     gate: StepDetector = conv
     if conv.anchor is not None and cfg.anchor_gate == "mentioned":
         gate = MentionGate(conv.anchor)
-    dets: dict[str, StepDetector] = {"convergence": gate, "reflection": reflection}
+    dets: dict[str, StepDetector] = {"convergence": gate, "reflection": reflection, "recheck": recheck}
     if cfg.redundancy == "lexical":
         dets["redundancy"] = lexical_redundancy
     elif cfg.redundancy == "embedding":

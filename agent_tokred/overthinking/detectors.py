@@ -6,6 +6,7 @@ before it* (1 = nothing new is expected from it). Detectors combine in :mod:`.st
 
 * :class:`ConvergenceDetector`: an answer candidate has been re-derived ``k`` times (gate).
 * :func:`reflection`: the step opens with a reflection turn ("Wait", "Let me double-check").
+* :func:`recheck`: a reflection turn that re-checks, not one doubting how the problem reads.
 * :func:`lexical_redundancy`: share of the step's content words already said (default, fast).
 * :class:`EmbeddingRedundancyDetector`: cosine to the closest earlier step (MiniLM, optional).
 * :class:`ConfidenceDetector`: token probability of the latest trial answer, when log-probs exist.
@@ -36,6 +37,10 @@ from .steps import is_reflection
 
 #: The criterion shape over steps; scores in [0, 1], 1 = redundant given the earlier steps.
 StepDetector: TypeAlias = Criterion
+
+# A turn that doubts the reading of the problem may find another answer: it is not a re-check.
+_READING_DOUBT = re.compile(r"interpret|ambigu|misread|another (?:way to read|reading)", re.IGNORECASE)
+_DOUBT_WINDOW = 120  # characters of a step's opening searched for such a doubt
 
 _CONTENT = re.compile(r"[^\W\d_]{4,}|\d+(?:\.\d+)?|[\u4e00-\u9fff]", re.UNICODE)
 
@@ -138,6 +143,17 @@ class MentionGate:
 def reflection(steps: Sequence[Unit], question: str | None) -> list[float]:
     """1.0 for steps that open with a reflection turn ("Wait", "Alternatively", "Let me verify")."""
     return [1.0 if is_reflection(s.text) else 0.0 for s in steps]
+
+
+def recheck(steps: Sequence[Unit], question: str | None) -> list[float]:
+    """1.0 for reflection turns that re-check rather than doubt the reading ("another interpretation").
+
+    Example:
+        >>> from agent_tokred.overthinking.steps import segment_steps
+        >>> recheck(segment_steps("So 105. Wait, let me verify: 105. But let me check another interpretation."), None)
+        [0.0, 1.0, 0.0]
+    """
+    return [1.0 if is_reflection(s.text) and not _READING_DOUBT.search(s.text[:_DOUBT_WINDOW]) else 0.0 for s in steps]
 
 
 def lexical_redundancy(steps: Sequence[Unit], question: str | None) -> list[float]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..errors import InvalidInputError
 
 GATES = ("convergence", "confidence")
-TRIGGERS = ("reflection", "redundancy", "any")
+TRIGGERS = ("reflection", "recheck", "redundancy", "any")
 
 
 @dataclass(frozen=True)
