@@ -26,8 +26,10 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
-# A YAML line: "key: ...", "key:", "- ...", or a continuation/indented line.
-_KEY_LINE = re.compile(r"^\s*(?:-\s+)?(?:[A-Za-z_\"'][^:#\n]{0,60}):(?:\s|$)")
+# A YAML line: "key: ...", "key:", "- ...", or a continuation/indented line. Keys look like keys
+# (words, dots, dashes, slashes, at most 48 characters, or quoted): prose that merely holds a colon,
+# such as "Document [1] (Title: ...", is no key line.
+_KEY_LINE = re.compile(r"""^\s*(?:-\s+)?(?:[\w$@][\w .\-/@$]{0,47}|"[^"\n]{1,60}"|'[^'\n]{1,60}'):(?:\s|$)""")
 _ITEM_LINE = re.compile(r"^\s*-(?:\s|$)")
 _MAX_YAML_CHARS = 5_000_000
 

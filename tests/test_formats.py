@@ -111,6 +111,18 @@ def test_prose_and_logs_are_not_taken_for_tables_or_yaml() -> None:
     assert parse_table("name,age\nAda,36\nAlan\nGrace,85\nLinus,54\n") is None  # ragged
 
 
+def test_retrieved_documents_with_titles_stay_prose() -> None:
+    # "Document [k] (Title: ...) text" blocks hold a colon per paragraph; read as YAML they were compacted
+    # as one mapping (and rendered with changed line breaks), which cost answers on the NQ bench.
+    docs = "\n\n".join(
+        f"Document [{k}] (Title: Song {k}) Song {k} is a 19{60 + k} song by band {k}. It charted in {k} countries."
+        for k in range(1, 21))
+    assert parse_structured(docs) is None
+    r = compress(docs, query="which band recorded song 7", rate=0.3, unit="sentence")
+    assert not r.fmt and r.unit == "sentence" and r.tokens_after <= r.budget_tokens
+    assert "Document [7] (Title: Song 7) Song 7 is a 1967 song by band 7." in r.text
+
+
 def test_field_prior_and_protection_rules() -> None:
     units = [Unit('order_id: "#W1"', kind="field", path="$.order_id"), Unit("note: null", kind="field", path="$.note"),
              Unit('phone_number: "555-123-2002"', kind="field", path="$.phone_number"),
