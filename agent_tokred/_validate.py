@@ -7,7 +7,7 @@ from typing import Any
 from .errors import InvalidInputError
 
 _CONTROL_OK = {"\n", "\r", "\t", "\f", "\v"}
-_DROP_CONTROL = {c: None for c in [*range(32), 127] if chr(c) not in _CONTROL_OK}
+_CONTROL = tuple(chr(c) for c in [*range(32), 127] if chr(c) not in _CONTROL_OK)
 
 
 def ensure_text(value: Any, *, what: str = "text") -> str:
@@ -31,7 +31,7 @@ def ensure_text(value: Any, *, what: str = "text") -> str:
         raise InvalidInputError(f"{what} holds a lone surrogate at offset {exc.start} (undecodable bytes)") from None
     if value:
         sample = value[:65536]
-        control = len(sample) - len(sample.translate(_DROP_CONTROL))  # C speed, not a loop per character
+        control = sum(map(sample.count, _CONTROL))  # one C-speed search per control character
         if control > 0.1 * len(sample):
             raise InvalidInputError(f"{what} looks like binary data ({control} control characters in {len(sample)})")
     return value

@@ -79,3 +79,20 @@ def test_alarm_and_capital_patterns_match_the_old_ones(text: str) -> None:
         r"\b(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
     assert (old_alarm.search(text) is None) == (lexical_module._ALARM.search(text) is None)
     assert re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text) == lexical_module._CAPITALS.findall(text)
+
+
+def test_block_sums_equal_add_at_bit_for_bit() -> None:
+    import numpy as np
+
+    from agent_tokred.learned.features import _block_sums
+
+    rng = np.random.default_rng(3)
+    for sort in (True, False):
+        for n in (1, 7, 400, 2500):
+            block = rng.integers(0, max(1, n // 50), size=n)
+            block = np.unique(np.sort(block) if sort else block, return_inverse=True)[1]
+            nb = int(block.max()) + 1
+            rows = (rng.normal(size=(n, 16)) * 10).astype(np.float32)
+            want = np.zeros((nb, 16))
+            np.add.at(want, block, rows)
+            assert np.array_equal(_block_sums(rows, block, nb), want)
