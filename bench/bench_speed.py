@@ -1,7 +1,7 @@
 """Issue 16's speed bench: end-to-end tokens/s of ``compress()`` against the tokenizer-only ceiling.
 
 For each form (prose from NaturalQuestions passages, JSON records built from the key-value retrieval
-set and NQ titles, service logs, YAML when the package reads it) and size (2k, 20k, 200k and 1M
+set and NQ titles, service logs, YAML when the package reads it, the same records as a CSV table) and size (2k, 20k, 200k and 1M
 tokens), ``compress(text, query=..., rate=0.25, criterion=C)`` is timed for C in lexical, learned and
 auto (relevance with ``--relevance``). Each repeat uses a fresh :class:`~agent_tokred.Compressor`
 (so no count cache carries over) and a fresh archive. In the same run the tokenizer alone counts
@@ -17,6 +17,8 @@ Run: ``python -m bench.bench_speed [--quick] [--relevance] [--sizes 2000 20000] 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import resource
 import statistics
@@ -37,10 +39,10 @@ from .common import OUT, ROOT, markdown_table, read_jsonl_gz, write_outputs
 NAME = "speed"
 SIZES = (2_000, 20_000, 200_000, 1_000_000)
 QUICK_SIZES = (2_000, 20_000)
-FORMS = ("prose", "json", "logs", "yaml")
+FORMS = ("prose", "json", "logs", "yaml", "table")
 CRITERIA = ("lexical", "learned", "auto")
 RATE = 0.25
-_CHARS_PER_TOKEN = {"prose": 4.6, "json": 2.6, "logs": 2.9, "yaml": 2.9}
+_CHARS_PER_TOKEN = {"prose": 4.6, "json": 2.6, "logs": 2.9, "yaml": 2.9, "table": 3.4}
 _SERVICES = ("api", "auth", "billing", "search", "payments", "cache", "worker", "gateway")
 _LEVELS = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "INFO", "ERROR", "INFO")
 
@@ -105,6 +107,12 @@ def build_input(form: str, tokens: int) -> tuple[str, str]:
     rows, query = _records(chars)
     if form == "json":
         return json.dumps({"results": rows}), query
+    if form == "table":  # CSV, the same records
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue(), query
     import yaml
 
     return yaml.safe_dump({"results": rows}, sort_keys=False, allow_unicode=True), query
@@ -230,7 +238,7 @@ def compare_with(rev: str, tokens: int, repeats: int) -> list[dict[str, Any]]:
         archive = subprocess.run(["git", "archive", rev, "agent_tokred"], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         rows = []
-        for form in ("json", "logs", "yaml", "prose"):
+        for form in ("json", "logs", "yaml", "table", "prose"):
             if form == "yaml" and not (Path(tmp) / "agent_tokred" / "_yaml.py").exists():
                 continue
             for crit in ("lexical", "learned"):

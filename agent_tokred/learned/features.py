@@ -205,7 +205,8 @@ def unit_features(units: Sequence[Unit], query: str | None, vocab: StaticVocabul
         big = np.bincount(seg[:-1][found], minlength=n).astype(np.float64)
     feats["bigram"] = np.log1p(big)
     needles = [m.group().lower() for m in PROTECTED.finditer(q) if len(m.group()) >= 3]
-    feats["exact"] = np.asarray([sum(1 for s in needles if s in t.lower()) for t in texts], dtype=np.float64)
+    feats["exact"] = (np.asarray([sum(1 for s in needles if s in low) for low in map(str.lower, texts)],
+                                 dtype=np.float64) if needles else np.zeros(n))
 
     # Static meaning: IDF-weighted mean vectors, cosine to the query.
     w = np.where(content, idf_tok, 0.0)
@@ -251,7 +252,7 @@ def unit_features(units: Sequence[Unit], query: str | None, vocab: StaticVocabul
     feats["year"] = np.asarray([1.0 if _YEAR.search(t) else 0.0 for t in texts])
     feats["numbers"] = np.log1p(np.asarray([len(_NUMBER.findall(t)) for t in texts], dtype=np.float64))
     feats["new_names"] = np.log1p(np.asarray(
-        [sum(1 for m in _NAME.findall(t) if m.lower() not in q_words) for t in texts], dtype=np.float64))
+        [len([m for m in _NAME.findall(t) if m.lower() not in q_words]) for t in texts], dtype=np.float64))
     in_query = np.isin(ids, q_terms) & content
     feats["novelty"] = 1.0 - np.bincount(seg, weights=in_query.astype(np.float64), minlength=n) / np.maximum(
         n_content, 1.0)
