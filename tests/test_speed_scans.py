@@ -19,7 +19,7 @@ _PIECES = st.sampled_from(
      "https://x.org/a", "0", "12", "2024", "2024-01-02", " 12:30", "12:30", "T10:00:00Z", "0x1f", "deadbeef",
      "3f2a9c1d-1111-2222-3333-", "444455556666", "$", "%", ",", "1,234.56", "e", "iPhone", "snake_case", "a.b", "(",
      ")", "()", "~", "你", "٣", "ü", "'", '"', "”", "’", "user@example.com", "+", "。", "！", "」", "…", "?", "!",
-     "Dr.", "e.g.", "/usr/lib.", "Error", "failed", "xtimeout", "İnvalid", "ı", "ſ"]
+     "Dr.", "e.g.", "/usr/lib.", "Error", "failed", "xtimeout", "İnvalid", "ı", "ſ", "K", "FATAL", ". A", "!\nBc"]
 )
 _TEXTS = st.lists(_PIECES, max_size=50).map("".join)
 
@@ -78,6 +78,7 @@ def test_alarm_and_capital_patterns_match_the_old_ones(text: str) -> None:
     old_alarm = re.compile(
         r"\b(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
     assert (old_alarm.search(text) is None) == (lexical_module._ALARM.search(text) is None)
+    assert (old_alarm.search(text) is not None) == lexical_module._alarm(text)
     assert re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text) == lexical_module._CAPITALS.findall(text)
 
 

@@ -25,9 +25,21 @@ from .._protected_fast import terms_and_protected
 from ..units import Unit
 
 _TERM = re.compile(rf"(?:{PROTECTED.pattern})|{CJK.pattern}|\w+")
-_CAPITALS = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
+# = (?<![.!?]\s)(?<!^)\b[A-Z][a-z]+ with the capital first, so the engine skips to capitals
+_CAPITALS = re.compile(r"[A-Z](?<![.!?]\s.)(?<!\w.)(?<!^.)[a-z]+")
 # (?<!\w) = \b before a word character, and the engine tries it faster than \b under re.I
 _ALARM = re.compile(r"(?<!\w)(?:error|exception|traceback|fail(?:ed|ure)?|fatal|warn(?:ing)?|denied|timeout|invalid)\b", re.I)
+_ALARM_STEMS = ("error", "exception", "traceback", "fail", "fatal", "warn", "denied", "timeout", "invalid")
+
+
+def _alarm(raw: str) -> bool:
+    """``_ALARM.search(raw)``; ASCII text without any stem (lower-cased) cannot match and skips the regex."""
+    if raw.isascii():
+        low = raw.lower()
+        if not any(stem in low for stem in _ALARM_STEMS):
+            return False
+    return _ALARM.search(raw) is not None
+
 
 STOP_WORDS = frozenset(
     ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "also", "may", "might", "must", "shall", "us", "let", "one", "two", "get", "got", "like", "well", "much", "many", "even", "still", "yet", "via", "per", "de", "la", "le", "what's", "it's", "i'm", "don't", "can't", "won't", "isn't", "aren't", "wasn't", "weren't"]
@@ -60,7 +72,7 @@ def _content_score(raw: str, ts: list[str], idf: dict[str, float]) -> float:
     info = sum(idf.get(t, 1.0) for t in content) / max(len(ts), 1)
     protected = _cached_terms(raw)[1]  # = len(PROTECTED.findall(raw)), from the terms' own scan
     capitals = len(_CAPITALS.findall(raw))
-    bonus = 0.6 * min(protected, 4) + 0.3 * min(capitals, 4) + (1.5 if _ALARM.search(raw) else 0.0)
+    bonus = 0.6 * min(protected, 4) + 0.3 * min(capitals, 4) + (1.5 if _alarm(raw) else 0.0)
     return info + bonus / max(1.0, math.sqrt(len(ts)))
 
 
