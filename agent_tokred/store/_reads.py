@@ -20,7 +20,7 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import GetOp, Item, ListNamespacesOp, Op, Result, SearchItem, SearchOp
 
 from ._layout import MARK, ROOT, STATE_COMPRESSED, Namespace, archive_ns, archived_item
-from ._pgvector import PgVectors
+from ._pgvector import Hit, PgVectors
 from ._support import can_push_down, matches_filter
 from .index import NamespaceIndex
 
@@ -114,8 +114,11 @@ class ReadsMixin:
         need = max(op.offset, 0) + max(op.limit, 0)
         asked = 4 * need + 64
         while True:  # ask PostgreSQL for more candidates only when the filter rejects too many
-            hits = pg.search(op.namespace_prefix, query, asked)
-            found = self._fetch(_ranked_hits(hits), len(hits), need, op.filter)
+            # without a filter the best `need` come with their live rows (no second round trip)
+            hits = pg.search(op.namespace_prefix, query, asked, fetch=0 if op.filter else need)
+            known = {(h.namespace, h.key): _live_item(h) for h in hits if h.read}
+            ranked = [((h.namespace, h.key), h.score) for h in hits]
+            found = self._fetch(ranked.__getitem__, len(hits), need, op.filter, known)
             if len(found) >= need or len(hits) < asked:
                 break
             asked *= 8
@@ -131,17 +134,24 @@ class ReadsMixin:
         total: int,
         need: int,
         flt: dict[str, Any] | None,
+        known: Mapping[tuple[Namespace, str], Item | None] | None = None,
     ) -> list[SearchItem]:
-        """Read ranked candidates in chunks until ``need`` pass the filter (stale ones skipped)."""
+        """Read ranked candidates in chunks until ``need`` pass the filter (stale ones skipped).
+
+        ``known`` holds candidates already read (``None``: not live), which are not read again.
+        """
         out: list[SearchItem] = []
         pos = 0
+        known = known or {}
         while len(out) < need and pos < total:
             missing = need - len(out)
             size = missing if not flt else max(4 * missing, 64)
             chunk = [ranked(i) for i in range(pos, min(total, pos + size))]
             pos += len(chunk)
-            items = self._inner([GetOp(ns, key, False) for (ns, key), _ in chunk])
-            for (_, score), item in zip(chunk, items, strict=True):
+            unread = [(ns, key) for (ns, key), _ in chunk if (ns, key) not in known]
+            read = dict(zip(unread, self._inner([GetOp(ns, key, False) for ns, key in unread]), strict=True))
+            for ref, score in chunk:
+                item = known[ref] if ref in known else read[ref]
                 if not isinstance(item, Item) or not matches_filter(item.value, flt):
                     continue
                 out.append(_search_item(item, score))
@@ -186,10 +196,11 @@ class ReadsMixin:
         return out[op.offset : op.offset + op.limit]
 
 
-def _ranked_hits(
-    hits: list[tuple[Namespace, str, float]],
-) -> Callable[[int], tuple[tuple[Namespace, str], float | None]]:
-    return lambda i: ((hits[i][0], hits[i][1]), hits[i][2])
+def _live_item(hit: Hit) -> Item | None:
+    if hit.row is None:
+        return None
+    value, created_at, updated_at = hit.row
+    return Item(value=value, key=hit.key, namespace=hit.namespace, created_at=created_at, updated_at=updated_at)
 
 
 def _top_order(scores: np.ndarray, k: int) -> np.ndarray:
