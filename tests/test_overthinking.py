@@ -182,7 +182,9 @@ def test_cut_never_before_the_conclusions_answer_is_derived() -> None:
     assert "540" in thinking[: res.cut_char]
 
 
-@pytest.mark.parametrize(("trigger", "cut_at"), [("reflection", "But let me check"), ("recheck", "Wait, let me verify")])
+@pytest.mark.parametrize(
+    ("trigger", "cut_at"), [("reflection", "But let me check"), ("recheck", "Wait, let me verify")]
+)
 def test_mentioned_gate_cuts_at_the_first_recheck_not_at_a_reading_doubt(trigger: str, cut_at: str) -> None:
     # The real failure: a doubt about the problem's reading opens right after the first answer, and
     # the other reading is the gold one; "recheck" keeps such turns and cuts at the next re-check.

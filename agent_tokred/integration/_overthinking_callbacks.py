@@ -6,15 +6,15 @@ Re-exported by :mod:`agent_tokred.integration.overthinking`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
-from ..overthinking.detect import OverthinkingConfig
-from ..overthinking.monitor import OverthinkingMonitor, Rule, StopRecord
-from ..overthinking.online import Probe, StopRuleConfig
+from ..overthinking.monitor import MonitorOptions, OverthinkingMonitor, StopRecord
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class OverthinkingCallbackHandler(BaseCallbackHandler):
@@ -46,31 +46,11 @@ class OverthinkingCallbackHandler(BaseCallbackHandler):
     raise_error = True
 
     def __init__(
-        self,
-        *,
-        question: str | None = None,
-        config: OverthinkingConfig | None = None,
-        tokenizer: Any = None,
-        starts_in_thinking: bool = True,
-        rule: Rule = "online",
-        stop_rule: StopRuleConfig | None = None,
-        probe: Probe | None = None,
-        on_stop: Callable[[StopRecord], None] | None = None,
-        max_tokens: int | None = None,
+        self, *, on_stop: Callable[[StopRecord], None] | None = None, **options: Unpack[MonitorOptions]
     ) -> None:
         self.records: list[StopRecord] = []
         self._on_stop = on_stop
-        self.monitor = OverthinkingMonitor(
-            question=question,
-            config=config,
-            tokenizer=tokenizer,
-            starts_in_thinking=starts_in_thinking,
-            rule=rule,
-            stop_rule=stop_rule,
-            probe=probe,
-            on_stop=self._stopped,
-            max_tokens=max_tokens,
-        )
+        self.monitor = OverthinkingMonitor(on_stop=self._stopped, **options)
 
     def _stopped(self, record: StopRecord) -> None:
         self.records.append(record)
@@ -83,18 +63,9 @@ class OverthinkingCallbackHandler(BaseCallbackHandler):
     def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> None:
         self.monitor.reset()
 
-    def on_llm_new_token(
-        self,
-        token: str | list[str | dict[str, Any]],
-        *,
-        chunk: GenerationChunk | ChatGenerationChunk | None = None,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        message = getattr(chunk, "message", None)
-        if self.monitor.feed_chunk(message if message is not None else token):
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        # LangChain passes chunk=, run_id=, parent_run_id=, tags= as keywords.
+        if _feed(self.monitor, token, kwargs.get("chunk")):
             raise self.monitor.stop_error()
 
 
@@ -113,26 +84,11 @@ class AsyncOverthinkingCallbackHandler(AsyncCallbackHandler):
     def __init__(
         self,
         *,
-        question: str | None = None,
-        config: OverthinkingConfig | None = None,
-        tokenizer: Any = None,
-        starts_in_thinking: bool = True,
-        rule: Rule = "online",
-        stop_rule: StopRuleConfig | None = None,
         aprobe: Callable[[str], Awaitable[str | None]] | None = None,
         on_stop: Callable[[StopRecord], None] | None = None,
-        max_tokens: int | None = None,
+        **options: Unpack[MonitorOptions],
     ) -> None:
-        self._sync = OverthinkingCallbackHandler(
-            question=question,
-            config=config,
-            tokenizer=tokenizer,
-            starts_in_thinking=starts_in_thinking,
-            rule=rule,
-            stop_rule=stop_rule,
-            on_stop=on_stop,
-            max_tokens=max_tokens,
-        )
+        self._sync = OverthinkingCallbackHandler(on_stop=on_stop, **options)
         self.aprobe = aprobe
         self.monitor = self._sync.monitor
         self.records = self._sync.records
@@ -145,20 +101,16 @@ class AsyncOverthinkingCallbackHandler(AsyncCallbackHandler):
     async def on_llm_start(self, serialized: Any, prompts: Any, **kwargs: Any) -> None:
         self.monitor.reset()
 
-    async def on_llm_new_token(
-        self,
-        token: str | list[str | dict[str, Any]],
-        *,
-        chunk: GenerationChunk | ChatGenerationChunk | None = None,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        message = getattr(chunk, "message", None)
-        stop = self.monitor.feed_chunk(message if message is not None else token)
+    async def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        stop = _feed(self.monitor, token, kwargs.get("chunk"))
         request = self.monitor.rule.probe_request
         if not stop and request is not None and self.aprobe is not None:
             stop = self.monitor.answer_probe(await self.aprobe(request.thinking))
         if stop:
             raise self.monitor.stop_error()
+
+
+def _feed(monitor: OverthinkingMonitor, token: Any, chunk: GenerationChunk | ChatGenerationChunk | None) -> bool:
+    """Feed a token callback's chunk (its message when it has one, else the token); True means stop."""
+    message = getattr(chunk, "message", None)
+    return monitor.feed_chunk(message if message is not None else token)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -42,6 +42,9 @@ from ..errors import InvalidInputError
 from ..overthinking.answers import final_answer, normalize_answer
 from ..overthinking.online import Probe
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 ConclusionStyle = Literal["prefill", "ask"]
 STYLES: tuple[ConclusionStyle, ...] = ("prefill", "ask")
 PREFILL_SUFFIX = "\n</think>\n\n**Final Answer**\n\\boxed{"
@@ -49,6 +52,13 @@ ASK_PROMPT = (
     "Here is your reasoning so far:\n\n{reasoning}\n\nStop reasoning now. Reply with the final answer only, "
     "as \\boxed{{...}}."
 )
+
+
+class ConclusionOptions(TypedDict, total=False):
+    """Keyword options of :func:`conclude` / :func:`aconclude`: request ``style`` and ``max_tokens``."""
+
+    style: ConclusionStyle
+    max_tokens: int
 
 
 @dataclass(frozen=True)
@@ -107,20 +117,19 @@ def conclude(
 ) -> Conclusion:
     """Ask ``model`` to conclude after the kept reasoning, in at most ``max_tokens`` tokens."""
     reply = _bound(model, max_tokens).invoke(conclusion_messages(messages, kept_reasoning, style=style))
-    text = reply.text if isinstance(reply, BaseMessage) else str(reply)
-    return Conclusion(text, read_answer(text, style), style)
+    return _conclusion(reply, style)
 
 
 async def aconclude(
-    model: BaseChatModel,
-    messages: Sequence[BaseMessage],
-    kept_reasoning: str,
-    *,
-    style: ConclusionStyle = "ask",
-    max_tokens: int = 32,
+    model: BaseChatModel, messages: Sequence[BaseMessage], kept_reasoning: str, **options: Unpack[ConclusionOptions]
 ) -> Conclusion:
-    """Async twin of :func:`conclude`."""
-    reply = await _bound(model, max_tokens).ainvoke(conclusion_messages(messages, kept_reasoning, style=style))
+    """Async twin of :func:`conclude` (the same ``style`` and ``max_tokens`` options and defaults)."""
+    style = options.get("style", "ask")
+    request = conclusion_messages(messages, kept_reasoning, style=style)
+    return _conclusion(await _bound(model, options.get("max_tokens", 32)).ainvoke(request), style)
+
+
+def _conclusion(reply: Any, style: ConclusionStyle) -> Conclusion:
     text = reply.text if isinstance(reply, BaseMessage) else str(reply)
     return Conclusion(text, read_answer(text, style), style)
 

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TokredError
+from ..learned.data import read_jsonl
 from .detect import OverthinkingConfig, OverthinkingResult, detect_overthinking
 from .trace import Untagged
 
@@ -70,18 +70,10 @@ def summary(result: OverthinkingResult) -> dict[str, Any]:
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TokredError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict) or not isinstance(rec.get("trace"), (str, list)):
-                raise TokredError(f"{path}:{n}: a record needs a 'trace' string or content-block list")
-            yield rec
+    for n, rec in enumerate(read_jsonl(path), 1):
+        if not isinstance(rec.get("trace"), (str, list)):
+            raise TokredError(f"{path}: record {n} needs a 'trace' string or content-block list")
+        yield rec
 
 
 def run(args: argparse.Namespace) -> int:

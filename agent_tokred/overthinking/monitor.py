@@ -24,7 +24,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ..errors import InvalidInputError, TokredError
 from ..tokens import resolve_counter
@@ -32,13 +32,13 @@ from .answers import extract_candidates
 from .detect import OverthinkingConfig, OverthinkingResult, detect_overthinking
 from .online import OnlineStopRule, Probe, StopDecision, StopRuleConfig
 from .steps import segment_steps
-from .trace import block_reasoning_text
+from .trace import _CLOSE, _OPEN, block_reasoning_text, partial_close_tag
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Rule = Literal["online", "convergence"]
 RULES: tuple[Rule, ...] = ("online", "convergence")
-_OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
-_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
-_TAG_TAIL = len("</thinking>")
 _CHECK_AFTER = re.compile(r"[\n.!?。！？]")
 _MIN_STEP_CHARS = 24  # convergence rule: enough of a new step to see its opening turn
 
@@ -102,6 +102,20 @@ class OverthinkingStop(TokredError):
         super().__init__(f"reasoning judged redundant after {len(kept_reasoning)} characters (answer {answer!r})")
 
 
+class MonitorOptions(TypedDict, total=False):
+    """Keyword options of :class:`OverthinkingMonitor` (also taken by the callback handlers and streams)."""
+
+    question: str | None
+    config: OverthinkingConfig | None
+    tokenizer: Any
+    starts_in_thinking: bool
+    rule: Rule
+    stop_rule: StopRuleConfig | None
+    probe: Probe | None
+    defer_probes: bool
+    max_tokens: int | None
+
+
 class OverthinkingMonitor:
     """Watches a stream of thinking and says when to stop it.
 
@@ -120,33 +134,23 @@ class OverthinkingMonitor:
     """
 
     def __init__(
-        self,
-        *,
-        question: str | None = None,
-        config: OverthinkingConfig | None = None,
-        tokenizer: Any = None,
-        starts_in_thinking: bool = True,
-        rule: Rule = "online",
-        stop_rule: StopRuleConfig | None = None,
-        probe: Probe | None = None,
-        defer_probes: bool = False,
-        on_stop: Callable[[StopRecord], None] | None = None,
-        max_tokens: int | None = None,
+        self, *, on_stop: Callable[[StopRecord], None] | None = None, **options: Unpack[MonitorOptions]
     ) -> None:
+        rule = options.get("rule", "online")
         if rule not in RULES:
             raise InvalidInputError(f"rule={rule!r}; valid: {', '.join(RULES)}")
-        base = config or OverthinkingConfig()
+        base = options.get("config") or OverthinkingConfig()
         self.config = dataclasses.replace(base, min_removed_tokens=0, use_conclusion=False)
-        self.question = question
-        self.tokenizer = tokenizer
-        self.counter = resolve_counter(tokenizer)
-        self.starts_in_thinking = starts_in_thinking
+        self.question = options.get("question")
+        self.tokenizer = options.get("tokenizer")
+        self.counter = resolve_counter(self.tokenizer)
+        self.starts_in_thinking = options.get("starts_in_thinking", True)
         self.rule_name = rule
-        self.stop_rule = stop_rule
-        self.probe = probe
-        self.defer_probes = defer_probes
+        self.stop_rule = options.get("stop_rule")
+        self.probe = options.get("probe")
+        self.defer_probes = options.get("defer_probes", False)
         self.on_stop = on_stop
-        self.max_tokens = max_tokens
+        self.max_tokens = options.get("max_tokens")
         self.reset()
 
     def reset(self) -> None:
@@ -232,7 +236,7 @@ class OverthinkingMonitor:
                     self.rule.finish()
                     pending = pending[close.end() :]
                 continue
-            keep = _partial_tag(pending)
+            keep = partial_close_tag(pending)
             self._tail = pending[len(pending) - keep :] if keep else ""
             self._thinking(pending[: len(pending) - keep])
             return self.stopped
@@ -388,12 +392,3 @@ def _result_at(reasoning: str, decision: StopDecision, mon: OverthinkingMonitor)
         evidence=(decision.evidence,),
         n_steps=decision.step_index + 1,
     )
-
-
-def _partial_tag(text: str) -> int:
-    """Length of a closing tag's beginning at the end of ``text`` ("...</thi"), 0 when none."""
-    low = text[-_TAG_TAIL:].lower()
-    for n in range(min(len(low), _TAG_TAIL - 1), 0, -1):
-        if "</thinking>".startswith(low[-n:]) or "</think>".startswith(low[-n:]):
-            return n
-    return 0

@@ -15,10 +15,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .detect import OverthinkingConfig, OverthinkingResult
-from .monitor import OverthinkingMonitor, StopRecord
+from .detect import OverthinkingResult
+from .monitor import MonitorOptions, OverthinkingMonitor, StopRecord
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: An async probe: the thinking so far -> the model's answer if it concluded now.
 AsyncProbe = Callable[[str], Awaitable["str | None"]]
@@ -120,48 +123,32 @@ class AsyncMonitoredStream(_StreamView, AsyncIterator[Any]):
 
 
 def monitor_stream(
-    chunks: Iterable[Any],
-    *,
-    question: str | None = None,
-    config: OverthinkingConfig | None = None,
-    tokenizer: Any = None,
-    starts_in_thinking: bool = True,
-    monitor: OverthinkingMonitor | None = None,
+    chunks: Iterable[Any], *, monitor: OverthinkingMonitor | None = None, **options: Unpack[MonitorOptions]
 ) -> MonitoredStream:
     """Wrap a stream (``model.stream(...)``, strings, content blocks) to stop redundant reasoning.
 
     Args:
         chunks: the stream.
-        question: the question being answered (helps the stop rule; its numbers are not answers).
-        config: detector settings (marker; the ``"convergence"`` rule's ``k``).
-        tokenizer: token counter spec for the figures.
-        starts_in_thinking: untagged raw text is thinking until ``</think>``.
         monitor: a configured :class:`OverthinkingMonitor` (rule, probe, ``on_stop`` callback,
-            thinking budget); when given, the options above are its own.
+            thinking budget).
+        **options: without ``monitor``, the options of a new one (:class:`MonitorOptions`:
+            ``question`` helps the stop rule, ``config``, ``tokenizer``, ``starts_in_thinking``, ...).
     """
-    mon = monitor or OverthinkingMonitor(
-        question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
-    )
-    return MonitoredStream(chunks, mon)
+    return MonitoredStream(chunks, monitor or OverthinkingMonitor(**options))
 
 
 def amonitor_stream(
     chunks: AsyncIterable[Any],
     *,
-    question: str | None = None,
-    config: OverthinkingConfig | None = None,
-    tokenizer: Any = None,
-    starts_in_thinking: bool = True,
     monitor: OverthinkingMonitor | None = None,
     aprobe: AsyncProbe | None = None,
+    **options: Unpack[MonitorOptions],
 ) -> AsyncMonitoredStream:
     """Async twin of :func:`monitor_stream` (``model.astream(...)``).
 
     ``aprobe`` is awaited at checkpoints (the monitor defers its probes to it).
     """
-    mon = monitor or OverthinkingMonitor(
-        question=question, config=config, tokenizer=tokenizer, starts_in_thinking=starts_in_thinking
-    )
+    mon = monitor or OverthinkingMonitor(**options)
     if aprobe is not None:
         mon.defer_probes = True
         mon.rule.defer_probes = True

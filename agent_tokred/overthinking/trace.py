@@ -35,6 +35,7 @@ OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
 _OPEN = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 _CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+_CLOSE_TAIL = len("</thinking>")
 _REASONING_TYPES = ("reasoning", "thinking")
 
 # Error payloads that API clients put where a completion should be (checked on short texts only).
@@ -198,3 +199,12 @@ def _with_reasoning(block: Mapping[str, Any], text: str) -> dict[str, Any]:
             return new
     new["summary"] = [{"type": "summary_text", "text": text}]
     return new
+
+
+def partial_close_tag(text: str) -> int:
+    """Length of a closing tag's beginning at the end of ``text`` ("...</thi"), 0 when none."""
+    low = text[-_CLOSE_TAIL:].lower()
+    for n in range(min(len(low), _CLOSE_TAIL - 1), 0, -1):
+        if "</thinking>".startswith(low[-n:]) or "</think>".startswith(low[-n:]):
+            return n
+    return 0
