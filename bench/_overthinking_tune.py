@@ -2,13 +2,14 @@
 
 Each dev trace is replayed through :class:`~agent_tokred.overthinking.online.OnlineStopRule` in
 recording mode: at every step opening the rule's features and its current answer are kept. A
-logistic model is fitted (numpy, L2, Newton steps) to predict "the current answer is the answer
-the trace concludes with" (the model's own conclusion, not the gold answer). The weights are then
+logistic model is fitted (numpy, L2, Newton steps) to predict "the answer the trace concludes
+with has already been stated" (the model's own conclusion, not the gold answer). The weights are then
 refined by coordinate ascent for the most thinking removed by the first opening scoring above 0.5
 while the gold answer stays in the kept thinking in at least ``target`` % of the dev traces of each
 model (among those whose full thinking reaches it).
 
-Run: ``python -m bench._overthinking_tune`` (prints the weights to paste into ``online.py``).
+Run: ``python -m bench._overthinking_tune`` (prints the weights to paste into
+``agent_tokred/overthinking/_stop_features.py``; the shipped ones: ``--target 98.5``, the default).
 """
 
 from __future__ import annotations
