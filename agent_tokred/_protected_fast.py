@@ -5,8 +5,10 @@ path, three kinds of code names, time, number). Trying every alternative at ever
 makes lexical scoring slow on prose (the e-mail and code alternatives rescan each word). An
 alternative that cannot match anywhere in a text contributes nothing to a leftmost-first search, so
 dropping it gives the same matches. Each alternative here has a necessary condition that costs a
-substring test (a character every match contains); :func:`protected_for` compiles, once per subset,
-the alternation of those that pass, in the original order.
+substring test or one short search (characters every match contains: a separator followed by a
+letter for dotted names, a lower-case letter before an upper-case one for camelCase, seven hex
+digits in a row for hex ids); :func:`protected_for` compiles, once per subset, the alternation of
+those that pass, in the original order.
 
 Example:
     >>> protected_for("plain words only").pattern == protected_for("more words").pattern
@@ -27,6 +29,9 @@ from . import _patterns as p
 from ._patterns import CJK
 
 _DIGIT = re.compile(r"\d")
+_SEP_LETTER = re.compile(r"[.:/>][A-Za-z_]")  # a dotted name's separator (., ::, ->, /) and the name after it
+_LOWER_UPPER = re.compile(r"[a-z][A-Z]")  # camelCase
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{7}")
 
 
 def split_top_level(pattern: str) -> list[str]:
@@ -70,11 +75,11 @@ ALTERNATIVES: tuple[tuple[str, Callable[[str, bool], bool]], ...] = (
     (p._EMAIL, lambda t, d: "@" in t),
     (p._UUID, lambda t, d: "-" in t),
     (p._DATE, lambda t, d: d and "-" in t),
-    (p._HEX, lambda t, d: d),
+    (p._HEX, lambda t, d: d and _HEX_RUN.search(t) is not None),
     (p._PATH, lambda t, d: "/" in t),
-    (_CODE_DOTTED, lambda t, d: "." in t or "/" in t or ":" in t or "->" in t),
+    (_CODE_DOTTED, lambda t, d: _SEP_LETTER.search(t) is not None),
     (_CODE_SNAKE, lambda t, d: "_" in t),
-    (_CODE_CAMEL, lambda t, d: True),
+    (_CODE_CAMEL, lambda t, d: _LOWER_UPPER.search(t) is not None),
     (p._TIME, lambda t, d: d and ":" in t),
     (p._NUMBER, lambda t, d: d),
 )
@@ -111,7 +116,7 @@ def term_pattern_for(text: str) -> re.Pattern[str]:
 @lru_cache(maxsize=2048)
 def _grouped(mask: int) -> re.Pattern[str]:
     alts = "|".join(pat for bit, (pat, _) in enumerate(ALTERNATIVES) if mask >> bit & 1)
-    return re.compile(f"({alts})|({_TERM_TAIL})")
+    return re.compile(f"({alts or '(?!)'})|({_TERM_TAIL})")
 
 
 def terms_and_protected(text: str) -> tuple[tuple[str, ...], int]:
