@@ -17,8 +17,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 
+from agent_tokred.integration.store import MergingStore
 from agent_tokred.models import embed_query
-from agent_tokred.store import MergingStore
 
 from .common import markdown_table
 

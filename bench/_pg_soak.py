@@ -58,7 +58,7 @@ def half_lines(text: str, rate: float | None, target: int | None) -> str:
 def open_store(uri: str) -> tuple[Any, Any]:
     from langgraph.store.postgres import PostgresStore
 
-    from agent_tokred.store import MergingStore
+    from agent_tokred.integration.store import MergingStore
 
     cm = PostgresStore.from_conn_string(uri)
     inner = cm.__enter__()
@@ -143,7 +143,7 @@ def reader(uri: str, r: int, namespaces: list[tuple[str, ...]], gate: Any, log: 
 
 def audit(uri: str, namespaces: list[tuple[str, ...]], logs: list[Path]) -> dict[str, Any]:
     """Compare the final live view of every namespace with the acknowledged operations."""
-    from agent_tokred.store import _journal
+    from agent_tokred.integration.store import _journal
     from agent_tokred.store._layout import vec_ns
     from agent_tokred.store._pgvector import _cursor, ns_text
 

@@ -40,9 +40,9 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
+from agent_tokred.integration.store import MergingStore
 from agent_tokred.models import cache_dir, embed_query
 from agent_tokred.models import embed as minilm
-from agent_tokred.store import MergingStore
 
 from ._memory_history import Fact, build_history
 from ._memory_scale import pct_ms, run_scale, scale_table

@@ -168,7 +168,7 @@ def run_size(uri: str, n: int, opts: argparse.Namespace, base: np.ndarray, texts
     import psycopg
     from langgraph.store.postgres import PostgresStore
 
-    from agent_tokred.store import MergingStore
+    from agent_tokred.integration.store import MergingStore
 
     facts, _ = _facts(opts.facts)
     db = f"tokred_scale_{n}" if opts.keep else f"tokred_scale_{n}_{uuid.uuid4().hex[:6]}"

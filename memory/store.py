@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent_tokred.store import MergingStore
+from agent_tokred.integration.store import MergingStore
 
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent / "store.sqlite"
 
@@ -46,7 +46,7 @@ def postgres_uri() -> str | None:
 
 @contextmanager
 def make_store(**options: Any) -> Iterator[MergingStore]:
-    """Open the served memory store; ``options`` go to :class:`~agent_tokred.store.MergingStore`."""
+    """Open the served memory store; ``options`` go to :class:`~agent_tokred.integration.store.MergingStore`."""
     uri = postgres_uri()
     if uri:
         from langgraph.store.postgres import PostgresStore

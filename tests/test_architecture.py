@@ -53,12 +53,7 @@ _FRAMEWORKS = ("langchain", "langchain_core", "langgraph", "langsmith")
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 # Library modules outside agent_tokred.integration that import a framework today.
-ALLOWED_FRAMEWORK: dict[str, str] = {
-    # The merging store *is* a LangGraph BaseStore (served by langgraph.json "store"); moving the
-    # BaseStore subclass into integration/ and keeping a neutral core in store/ is owned elsewhere.
-    **{f"agent_tokred.store.{m}": "store/ subclasses langgraph's BaseStore (owner: store/)"
-       for m in ("_journal", "_layout", "_ops", "_reads", "_support", "_writes", "consolidate", "merging")},
-}
+ALLOWED_FRAMEWORK: dict[str, str] = {}
 
 # Import cycles (as sorted tuples of modules) that exist today in code this change does not own.
 ALLOWED_CYCLES: dict[tuple[str, ...], str] = {}

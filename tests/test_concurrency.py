@@ -233,7 +233,7 @@ def test_threads_writing_a_sqlite_archive() -> None:
 
 
 def test_threads_and_tasks_writing_the_merging_memory_store() -> None:
-    store_mod = pytest.importorskip("agent_tokred.store")
+    store_mod = pytest.importorskip("agent_tokred.integration.store")
     store = store_mod.MergingStore(InMemoryStore(), embed=lambda texts: hashed_embeddings(texts).tolist(),
                                    recent_items=4, compress_items=4)
     writes = [(("user", f"u{i % 4}"), f"k{i}", {"text": f"user {i % 4} likes topic {i % 7}: " +

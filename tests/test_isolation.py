@@ -126,7 +126,7 @@ def test_archive_for_runtime_follows_the_run_identity() -> None:
 
 
 def merging_store() -> Any:
-    store_mod = pytest.importorskip("agent_tokred.store")
+    store_mod = pytest.importorskip("agent_tokred.integration.store")
     return store_mod.MergingStore(InMemoryStore(), embed=lambda t: hashed_embeddings(t).tolist(),
                                   recent_items=1, compress_items=0, threshold=0.5)
 

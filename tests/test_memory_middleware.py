@@ -25,7 +25,7 @@ from agent_tokred.integration.memory import (
     pack_memories,
     select_evictions,
 )
-from agent_tokred.store import MergingStore
+from agent_tokred.integration.store import MergingStore
 from agent_tokred.tokens import resolve_counter
 
 COUNTER = resolve_counter(None)

@@ -278,7 +278,7 @@ def test_embed_query_is_embed_of_one_text_and_restores_threads() -> None:
 
 @pytest.mark.model
 def test_merging_store_default_embeddings_use_the_query_path() -> None:
-    from agent_tokred.store import MergingStore
+    from agent_tokred.integration.store import MergingStore
 
     store = MergingStore()
     vec = store.embeddings.embed_query("where did I park?")

@@ -20,7 +20,7 @@ from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
 
 from agent_tokred.errors import InvalidInputError
-from agent_tokred.store import MergingStore
+from agent_tokred.integration.store import MergingStore
 from agent_tokred.store import _pgvector as pgv
 from tests.test_store import SMALL, assert_nothing_lost, live_sources, memories, topic_embed, upper_compress
 
@@ -79,7 +79,7 @@ def vector_rows(store: MergingStore, ns: tuple[str, ...]) -> dict[str, set[str]]
 
 def record_paths(store: MergingStore, ns: tuple[str, ...]) -> dict[str, set[str]]:
     """key -> index paths of the vectors its index record holds (what the rows must mirror)."""
-    from agent_tokred.store import _journal
+    from agent_tokred.integration.store import _journal
     from agent_tokred.store._layout import vec_ns
 
     return {k: set(v.get("vecs") or {}) for _, k, v in _journal.scan(store.store, vec_ns(ns)) if v.get("vecs")}

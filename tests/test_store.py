@@ -25,7 +25,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
 from agent_tokred.errors import InvalidInputError
-from agent_tokred.store import MergePolicy, MergingStore
+from agent_tokred.integration.store import MergePolicy, MergingStore
 from agent_tokred.strategies.merge import apply_merge_plan, bipartite_soft_matching, fuse_texts, line_template
 
 PG_URI = os.environ.get("AGENT_TOKRED_POSTGRES_URI") or os.environ.get("DATABASE_URI")

@@ -22,7 +22,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
-from agent_tokred.store import MergingStore
+from agent_tokred.integration.store import MergingStore
 from agent_tokred.store._layout import archive_ns, decode_vector, merged_vectors
 from agent_tokred.store._passages import memory_passages, select_passages, split_passages
 from agent_tokred.store.consolidate import compress_keeping_details

@@ -38,6 +38,7 @@ _EXPORTS = {
     "MemoryMiddleware": "memory",
     "MemoryPolicy": "memory_policy",
     "memory_node": "memory",
+    "MergingStore": "store",
     "recall_memories": "memory",
     "BudgetedExampleSelector": "example_selector",
     "OverthinkingMiddleware": "overthinking",

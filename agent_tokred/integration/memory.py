@@ -1,7 +1,7 @@
 """Move messages that leave the context window into a merging memory, and recall them on demand.
 
 Instead of deleting old turns or summarising them with an LLM call, :class:`MemoryMiddleware`
-writes them to a store (a :class:`~agent_tokred.store.MergingStore` merges similar ones as they age)
+writes them to a store (a :class:`~agent_tokred.integration.store.MergingStore` merges similar ones as they age)
 and, at each model call, adds the memories most relevant to the latest request to the system
 prompt, under a token budget.
 
@@ -175,7 +175,7 @@ def recall_memories(
     """Search ``namespace`` for ``query`` and pack the results under ``budget`` tokens.
 
     Example:
-        >>> from agent_tokred.store import MergingStore
+        >>> from agent_tokred.integration.store import MergingStore
         >>> store = MergingStore(embed=lambda t: [[1.0, 0.0] for _ in t])
         >>> store.put(("m",), "k", {"text": "the door code is 4721"})
         >>> "4721" in recall_memories(store, ("m",), "door code?", budget=100)
@@ -267,7 +267,7 @@ class MemoryMiddleware(AgentMiddleware):
 
     Args:
         store: where memories go (default: the agent's store, ``create_agent(store=...)`` or the
-            server's, else a process-local one). A :class:`~agent_tokred.store.MergingStore` merges them.
+            server's, else a process-local one). A :class:`~agent_tokred.integration.store.MergingStore` merges them.
         policy: a :class:`MemoryPolicy` or mapping; keyword overrides refine it.
         namespace: a fixed namespace, or ``runtime -> namespace`` (default: ``namespace_prefix`` + scope).
     """

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from langgraph.store.base import InvalidNamespaceError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InvalidInputError
@@ -62,7 +61,7 @@ def check_namespace(ns: tuple[str, ...], what: str, *, for_write: bool = True) -
     (a ``ValueError``) naming ``what``; ``for_write=False`` allows an empty tuple (a prefix)."""
     try:
         layout.check_namespace(tuple(ns), for_write=for_write)
-    except InvalidNamespaceError as exc:
+    except layout.NamespaceError as exc:
         raise InvalidInputError(f"{what} labels must be non-empty strings without dots: {exc}") from None
     return ns
 

@@ -1,20 +1,32 @@
-"""A LangGraph store that merges old context the way token merging merges redundant tokens.
+"""The merging-store engine, LangGraph-free: how old context is merged the way token merging merges tokens.
 
-:class:`MergingStore` wraps any LangGraph ``BaseStore``; :class:`MergePolicy` says when memories
-are compressed and merged. See :mod:`agent_tokred.store.merging`.
+Records and their layout inside a wrapped store (:mod:`._layout`), tier and merge policy
+(:class:`MergePolicy`), merge planning (:mod:`.consolidate`), the in-process vector index
+(:mod:`.index`), passage vectors (:mod:`._passages`) and vector search in PostgreSQL with pgvector
+(:mod:`._pgvector`). The LangGraph ``BaseStore`` over it, :class:`MergingStore`, is in the
+integration layer: ``from agent_tokred.integration import MergingStore``.
 
 Example:
-    >>> from agent_tokred.store import MergingStore, MergePolicy
-    >>> store = MergingStore(policy=MergePolicy(recent_items=16), embed=lambda t: [[1.0] for _ in t])
-    >>> store.policy.recent_items
+    >>> from agent_tokred.store import MergePolicy
+    >>> MergePolicy(recent_items=16).recent_items
     16
 """
 
 from __future__ import annotations
 
-from ._writes import MemoryStats
-from .consolidate import ConsolidationReport
-from .merging import MergingStore
-from .policy import MergePolicy, make_policy
+from typing import Any
 
-__all__ = ["ConsolidationReport", "MemoryStats", "MergePolicy", "MergingStore", "make_policy"]
+from .consolidate import ConsolidationReport
+from .policy import MergePolicy, make_policy
+from .stats import MemoryStats
+
+__all__ = ["ConsolidationReport", "MemoryStats", "MergePolicy", "make_policy"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MergingStore":  # it moved up a layer: say where, do not import upwards
+        raise AttributeError(
+            "MergingStore is a LangGraph BaseStore and lives in the integration layer: "
+            "from agent_tokred.integration import MergingStore"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

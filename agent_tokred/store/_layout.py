@@ -18,12 +18,25 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from langgraph.store.base import InvalidNamespaceError, Item
 
 from ..errors import InvalidInputError
+
+
+class StoredItem(Protocol):
+    """What the engine reads of a stored item (LangGraph's ``Item`` has these attributes)."""
+
+    @property
+    def value(self) -> dict[str, Any]: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
 
 ROOT = "__tokred__"
 VEC = "v"
@@ -150,36 +163,31 @@ def from_iso(text: str) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def archived_item(ns: Namespace, key: str, record: Mapping[str, Any]) -> Item:
-    """The exact original item an archive record holds."""
-    return Item(
-        value=dict(record["value"]),
-        key=key,
-        namespace=ns,
-        created_at=from_iso(record["created_at"]),
-        updated_at=from_iso(record["updated_at"]),
-    )
+class NamespaceError(InvalidInputError):
+    """A namespace breaks the label rules (the LangGraph adapter raises it as LangGraph's ``InvalidNamespaceError``)."""
 
 
 def check_namespace(ns: object, *, for_write: bool) -> None:
-    """LangGraph's label rules, plus: the reserved root is off limits, writes need a namespace."""
+    """LangGraph's label rules, plus: the reserved root is off limits, writes need a namespace.
+
+    Raises:
+        NamespaceError: the rule broken, named.
+    """
     if not isinstance(ns, tuple):
-        raise InvalidNamespaceError(f"Namespace must be a tuple of strings, got {type(ns).__name__}: {ns!r}")
+        raise NamespaceError(f"Namespace must be a tuple of strings, got {type(ns).__name__}: {ns!r}")
     for label in ns:
         if not isinstance(label, str):
-            raise InvalidNamespaceError(
-                f"Invalid namespace label {label!r} found in {ns}. Namespace labels must be strings."
-            )
+            raise NamespaceError(f"Invalid namespace label {label!r} found in {ns}. Namespace labels must be strings.")
         if not label:
-            raise InvalidNamespaceError(f"Namespace labels cannot be empty strings. Got {ns}")
+            raise NamespaceError(f"Namespace labels cannot be empty strings. Got {ns}")
         if "." in label:
-            raise InvalidNamespaceError(f"Invalid namespace label {label!r} in {ns}: no periods allowed.")
+            raise NamespaceError(f"Invalid namespace label {label!r} in {ns}: no periods allowed.")
         if "\x00" in label:
-            raise InvalidNamespaceError(f"Invalid namespace label {label!r} in {ns}: no NUL bytes allowed.")
+            raise NamespaceError(f"Invalid namespace label {label!r} in {ns}: no NUL bytes allowed.")
     if is_reserved(ns):
-        raise InvalidNamespaceError(f"Root label {ROOT!r} is reserved for the store's bookkeeping: {ns}")
+        raise NamespaceError(f"Root label {ROOT!r} is reserved for the store's bookkeeping: {ns}")
     if for_write and not ns:
-        raise InvalidNamespaceError("Namespace cannot be empty.")
+        raise NamespaceError("Namespace cannot be empty.")
 
 
 def check_value(ns: Namespace, key: str, value: object, max_bytes: int) -> None:

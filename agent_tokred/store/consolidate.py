@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from langgraph.store.base import Item
 
 from ..strategies.merge import bipartite_soft_matching, fuse_texts
 from ._layout import (
@@ -23,6 +22,7 @@ from ._layout import (
     STATE_MERGED,
     STATE_VERBATIM,
     Namespace,
+    StoredItem,
     archive_ns,
     encode_vector,
     iso,
@@ -160,7 +160,7 @@ def _merge_rounds(nodes: list[_Node], policy: MergePolicy) -> list[_Node]:
     return nodes
 
 
-def _archive_record(meta: ItemMeta, item: Item, index: NamespaceIndex, live_text: str) -> dict[str, Any]:
+def _archive_record(meta: ItemMeta, item: StoredItem, index: NamespaceIndex, live_text: str) -> dict[str, Any]:
     vec = index.primary_vector(meta.key)
     return {
         "value": dict(item.value),
@@ -266,7 +266,7 @@ def compress_keeping_details(text: str, budget: int, count: CountFn, compress: C
 def build_ops(
     ns: Namespace,
     work: Work,
-    live: Mapping[str, Item],
+    live: Mapping[str, StoredItem],
     index: NamespaceIndex,
     policy: MergePolicy,
     count: CountFn,

@@ -26,7 +26,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore as _InMemoryStore
 from langgraph.store.sqlite import SqliteStore as _SqliteStore
 
-from agent_tokred.store import MergingStore
+from agent_tokred.integration.store import MergingStore
 
 BACKEND = os.environ.get("TOKRED_LG_BACKEND", "native")
 

@@ -27,7 +27,7 @@ the only writer (call :meth:`MergingStore.refresh` after another process wrote).
 
 Example:
     >>> from langgraph.store.memory import InMemoryStore
-    >>> from agent_tokred.store import MergingStore
+    >>> from agent_tokred.integration.store import MergingStore
     >>> store = MergingStore(InMemoryStore(), embed=lambda texts: [[1.0, len(t)] for t in texts])
     >>> store.put(("user", "1"), "k1", {"text": "likes green tea"})
     >>> store.get(("user", "1"), "k1").value
@@ -60,25 +60,25 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore
 
-from ..errors import InvalidInputError
-from ..tokens import resolve_counter
-from . import _journal
-from ._layout import (
+from ...errors import InvalidInputError
+from ...store._layout import (
     JOURNAL,
     STATE_COMPRESSED,
     STATE_MERGED,
     VEC,
     Namespace,
     archive_ns,
-    archived_item,
     check_key,
-    check_namespace,
     shadow_pattern,
     user_ns_of,
     vec_ns,
 )
-from ._ops import as_tuples, validate_op
-from ._pgvector import PgVectors, choose_vector_search
+from ...store._pgvector import PgVectors, choose_vector_search
+from ...store.index import NamespaceIndex
+from ...store.policy import MergePolicy, make_policy
+from ...tokens import resolve_counter
+from . import _journal
+from ._ops import archived_item, as_tuples, check_namespace, validate_op
 from ._reads import _LIST_PAGE, ReadsMixin
 from ._support import (
     EmbedFn,
@@ -87,8 +87,6 @@ from ._support import (
     resolve_embeddings,
 )
 from ._writes import WritesMixin
-from .index import NamespaceIndex
-from .policy import MergePolicy, make_policy
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from langgraph.store.base import BaseStore, Item, PutOp, SearchOp
 
-from ._layout import Namespace, journal_ns
+from ...store._layout import Namespace, journal_ns
 
 logger = logging.getLogger(__name__)
 

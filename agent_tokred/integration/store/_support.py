@@ -13,10 +13,10 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import IndexConfig
 from langgraph.store.base.embed import ensure_embeddings, tokenize_path
 
-from ..archive import make_handle
-from ..budget import make_budget
-from ..errors import InvalidInputError
-from ..tokens import TokenCounter
+from ...archive import make_handle
+from ...budget import make_budget
+from ...errors import InvalidInputError
+from ...tokens import TokenCounter
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class FunctionEmbeddings(Embeddings):
 
 
 def _minilm(texts: list[str]) -> np.ndarray:
-    from ..models import embed
+    from ...models import embed
 
     return embed(texts)
 
@@ -58,7 +58,7 @@ class MiniLMEmbeddings(FunctionEmbeddings):
         super().__init__(_minilm, "minilm")
 
     def embed_query(self, text: str) -> list[float]:
-        from ..models import embed_query
+        from ...models import embed_query
 
         vector: list[float] = embed_query(text).tolist()
         return vector
@@ -142,7 +142,7 @@ def engine_compressor(counter: TokenCounter) -> Callable[[str, float | None, int
 
     def run(text: str, rate: float | None, target_tokens: int | None) -> str:
         if "engine" not in state:
-            from ..compressor import Compressor
+            from ...compressor import Compressor
 
             state["engine"] = Compressor(criterion="lexical", tokenizer=counter, archive=_NoArchive())
         budget = make_budget(rate=rate, target_tokens=target_tokens)

@@ -19,10 +19,11 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import GetOp, Item, ListNamespacesOp, Op, Result, SearchItem, SearchOp
 
-from ._layout import MARK, ROOT, STATE_COMPRESSED, Namespace, archive_ns, archived_item
-from ._pgvector import Hit, PgVectors
+from ...store._layout import MARK, ROOT, STATE_COMPRESSED, Namespace, archive_ns
+from ...store._pgvector import Hit, PgVectors
+from ...store.index import NamespaceIndex
+from ._ops import archived_item
 from ._support import can_push_down, matches_filter
-from .index import NamespaceIndex
 
 QUERY_CACHE = 256  # query vectors remembered per store
 _LIST_PAGE = 500

@@ -1,4 +1,4 @@
-"""The write side of :class:`~agent_tokred.store.MergingStore`: puts, deletes, consolidation.
+"""The write side of :class:`~agent_tokred.integration.store.MergingStore`: puts, deletes, consolidation.
 
 Every write to a namespace runs under that namespace's lock (threads and asyncio tasks alike: the
 async API runs this same code in worker threads; with pgvector, other processes too, through a
@@ -15,16 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import BaseStore, GetOp, Item, Op, PutOp, Result
 
-from ..tokens import TokenCounter
-from . import _journal
-from ._layout import (
+from ...store._layout import (
     MERGED_PREFIX,
     STATE_COMPRESSED,
     STATE_MERGED,
@@ -39,46 +36,17 @@ from ._layout import (
     passage_path,
     vec_ns,
 )
-from ._passages import memory_passages
+from ...store._passages import memory_passages
+from ...store.consolidate import ConsolidationReport, build_ops, fuse_to_budget, merged_value, select_work
+from ...store.index import NamespaceIndex
+from ...store.policy import MergePolicy
+from ...store.stats import MemoryStats
+from ...tokens import TokenCounter
+from . import _journal
 from ._support import Fields, texts_for_index
-from .consolidate import ConsolidationReport, build_ops, fuse_to_budget, merged_value, select_work
-from .index import NamespaceIndex
-from .policy import MergePolicy
 
 logger = logging.getLogger(__name__)
 JournalOp = tuple[Namespace, str, dict[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class MemoryStats:
-    """Size of the live view under a namespace prefix.
-
-    Attributes:
-        namespaces: namespaces with items.
-        items: live items (memories and plain items).
-        memories: live memories (verbatim, compressed or merged).
-        compressed: compressed memories.
-        merged: merged memories.
-        merged_sources: original memories inside merged ones.
-        live_tokens: tokens of the live memory texts (what search can return).
-        raw_tokens: tokens of the original memories they stand for.
-        vectors: index vectors searched per query (whole texts, passages, merged sources').
-    """
-
-    namespaces: int
-    items: int
-    memories: int
-    compressed: int
-    merged: int
-    merged_sources: int
-    live_tokens: int
-    raw_tokens: int
-    vectors: int = 0
-
-    @property
-    def ratio(self) -> float:
-        """``live_tokens / raw_tokens`` (1.0 when empty)."""
-        return self.live_tokens / self.raw_tokens if self.raw_tokens else 1.0
 
 
 class WritesMixin:
@@ -303,7 +271,7 @@ class WritesMixin:
                 either not applied at all or finished on the next access (journal).
 
         Example:
-            >>> from agent_tokred.store import MergingStore
+            >>> from agent_tokred.integration.store import MergingStore
             >>> store = MergingStore(embed=lambda t: [[1.0, 0.0] for _ in t], mode="manual", recent_items=1,
             ...                      compress_items=0)
             >>> for i in range(3):

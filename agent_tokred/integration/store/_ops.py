@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from langgraph.store.base import GetOp, ListNamespacesOp, Op, PutOp, SearchOp
+from collections.abc import Mapping
+from typing import Any
 
-from ..errors import InvalidInputError
-from ._layout import MERGED_PREFIX, check_key, check_namespace, check_value
+from langgraph.store.base import GetOp, InvalidNamespaceError, Item, ListNamespacesOp, Op, PutOp, SearchOp
+
+from ...errors import InvalidInputError
+from ...store import _layout
+from ...store._layout import MERGED_PREFIX, Namespace, check_key, check_value, from_iso
 from ._support import check_filter
+
+
+def check_namespace(ns: object, *, for_write: bool) -> None:
+    """The engine's label rules, raised as LangGraph's ``InvalidNamespaceError`` (what its stores raise)."""
+    try:
+        _layout.check_namespace(ns, for_write=for_write)
+    except _layout.NamespaceError as exc:
+        raise InvalidNamespaceError(str(exc)) from None
+
+
+def archived_item(ns: Namespace, key: str, record: Mapping[str, Any]) -> Item:
+    """The exact original item an archive record holds."""
+    return Item(
+        value=dict(record["value"]),
+        key=key,
+        namespace=ns,
+        created_at=from_iso(record["created_at"]),
+        updated_at=from_iso(record["updated_at"]),
+    )
 
 
 def as_tuples(op: Op) -> Op:
