@@ -84,3 +84,19 @@ def pool_token_scores(
         out = np.where(has, 0.5 * (mean + np.where(has, best, 0.0)), 0.0)
     floor = float(out[has].min()) if has.any() else 0.0
     return [float(x) for x in np.where(has, out, floor)]
+
+
+def add_block_score(scores: Sequence[float] | np.ndarray, groups: Sequence[int], weight: float) -> np.ndarray:
+    """Each unit's score plus ``weight`` times the best score in its block (units sharing a ``group``).
+
+    Example:
+        >>> add_block_score([1.0, 3.0, 2.0], [0, 0, 1], 0.5).tolist()
+        [2.5, 4.5, 3.0]
+    """
+    arr = np.asarray(scores, dtype=np.float64)
+    if weight <= 0 or arr.size < 2:
+        return arr
+    _, block = np.unique(np.asarray(groups), return_inverse=True)
+    best = np.full(int(block.max()) + 1, -np.inf)
+    np.maximum.at(best, block, arr)
+    return np.asarray(arr + weight * best[block])

@@ -4,7 +4,7 @@ The signal of Selective-Context and LLMLingua: the surprisal ``-log p(token | pr
 under a small causal LM (SmolLM2-135M by default), pooled onto units. Predictable text (boilerplate,
 repetition) scores low and is dropped first.
 
-With a query the default is LongLLMLingua's *contrastive* signal: how much more predictable a token
+With a query, ``mode="contrastive"`` is LongLLMLingua's token-level *contrastive* signal: how much more predictable a token
 becomes once the question is in front of it, ``surprisal(token | generic question, context) -
 surprisal(token | question, context)``, clipped at 0. The baseline is the same template around a
 content-free question ("What does the text say?"), not a bare context: otherwise the first tokens
@@ -14,6 +14,12 @@ evidence against it). Tokens the question explains (its entities, their attribut
 stay near zero, so a unit's contrastive score is the *sum* over its tokens: the information in it the
 question accounts for. Plain surprisal is pooled by the *mean* (information density, length-neutral).
 ``mode="conditional"`` scores the plain surprisal with the question in the prefix instead.
+
+``mode="query_likelihood"`` is LongLLMLingua's coarse, question-aware signal turned onto units: how well
+each unit alone predicts the question, the mean ``log p(question token | unit, "Question:")``, i.e. minus
+the question's self-information given the unit (units in one batch, left-padded so every question ends at
+the same position; the vocabulary head runs on the question positions only). ``block_weight`` adds the
+best score of the unit's block (paragraph, document), as a document-level ranking would.
 
 Long inputs run in windows (each token scored once, with at least ``overlap`` tokens of context
 before it; the question is repeated in each window), batched.
@@ -38,11 +44,11 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..models import load_causal_lm
 from ..units import Unit
-from ._windows import pad_batch, pool_token_scores, window_starts
+from ._windows import add_block_score, pad_batch, pool_token_scores, window_starts
 from .base import unit_texts_with_offsets
 
-Mode = Literal["auto", "surprisal", "conditional", "contrastive"]
-MODES: tuple[Mode, ...] = ("auto", "surprisal", "conditional", "contrastive")
+Mode = Literal["auto", "surprisal", "conditional", "contrastive", "query_likelihood"]
+MODES: tuple[Mode, ...] = ("auto", "surprisal", "conditional", "contrastive", "query_likelihood")
 Pooling = Literal["auto", "mean", "sum", "max"]
 POOLINGS: tuple[Pooling, ...] = ("auto", "mean", "sum", "max")
 
@@ -53,9 +59,10 @@ class SelfInformationCriterion:
 
     Attributes:
         model: ``"smollm2"`` (the shipped SmolLM2-135M-Instruct) or any local HF causal LM.
-        mode: ``auto`` (``contrastive`` with a query, ``surprisal`` without), ``surprisal`` (ignore the
-            query), ``conditional`` (surprisal after the query), ``contrastive`` (surprisal drop the query
-            causes; falls back to ``surprisal`` when no query is given).
+        mode: ``auto`` (``query_likelihood`` with a query, ``surprisal`` without), ``surprisal`` (ignore
+            the query), ``conditional`` (surprisal after the query), ``contrastive`` (surprisal drop the
+            query causes), ``query_likelihood`` (how well each unit predicts the query); the query modes
+            fall back to ``surprisal`` when no query is given.
         window: tokens per forward pass, prefix included.
         overlap: context tokens carried into the next window so its first tokens are not scored blind.
         batch_size: windows per forward pass.
@@ -64,6 +71,8 @@ class SelfInformationCriterion:
         query_template: how the query is put in front of the context; must contain ``{query}``.
         baseline_query: the content-free question the contrastive mode compares the query with.
         max_query_tokens: longer queries are cut to their first tokens.
+        max_unit_tokens: ``query_likelihood`` reads at most this many tokens of a unit (its start).
+        block_weight: ``query_likelihood`` only: weight of the block's best unit score added to each unit's.
 
     Example:
         >>> crit = SelfInformationCriterion(mode="surprisal", window=256)
@@ -80,6 +89,8 @@ class SelfInformationCriterion:
     query_template: str = "Question: {query}\n\n"
     baseline_query: str = "What does the text say?"
     max_query_tokens: int = 128
+    max_unit_tokens: int = 64
+    block_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -94,11 +105,13 @@ class SelfInformationCriterion:
         if not 0 <= self.overlap <= self.window // 2:
             raise ValueError(f"overlap must be in [0, window // 2], got {self.overlap!r}")
 
-    def resolved_mode(self, query: str | None) -> Literal["surprisal", "conditional", "contrastive"]:
+    def resolved_mode(
+        self, query: str | None
+    ) -> Literal["surprisal", "conditional", "contrastive", "query_likelihood"]:
         """The mode actually used for this query (``auto`` and query-less calls resolved)."""
         if query is None or not query.strip() or self.mode == "surprisal":
             return "surprisal"
-        return "contrastive" if self.mode == "auto" else self.mode
+        return "query_likelihood" if self.mode == "auto" else self.mode
 
     def __call__(self, units: Sequence[Unit], query: str | None = None) -> list[float]:
         """One score per unit; higher means more informative (or more query-relevant)."""
@@ -111,6 +124,10 @@ class SelfInformationCriterion:
         if not ids:
             return [0.0] * len(units)
         mode = self.resolved_mode(query)
+        if mode == "query_likelihood" and query is not None:
+            scores_ql = query_likelihood(model, tok, [u.text for u in units], self._prompt_ids(tok, query, False),
+                                         self.max_unit_tokens, self.batch_size * 8)
+            return add_block_score(scores_ql, [u.group for u in units], self.block_weight).tolist()
         start = _start_ids(tok)
         prefixes = [start]
         if mode != "surprisal" and query is not None:
@@ -130,7 +147,12 @@ class SelfInformationCriterion:
             pooling = "sum" if mode == "contrastive" else "mean"
         return pool_token_scores(text, enc["offset_mapping"], scores, spans, pooling)
 
-    def _prompt_ids(self, tok: Any, query: str) -> list[int]:
+    def _prompt_ids(self, tok: Any, query: str, before: bool = True) -> list[int]:
+        if not before:  # the question after a unit
+            q_ids = list(tok(query.strip(), add_special_tokens=False, verbose=False)["input_ids"])
+            glue = list(tok("\nQuestion:", add_special_tokens=False, verbose=False)["input_ids"])
+            return glue + list(tok(" " + tok.decode(q_ids[: self.max_query_tokens]), add_special_tokens=False,
+                                   verbose=False)["input_ids"])
         prompt = self.query_template.replace("{query}", query.strip())
         return list(tok(prompt, add_special_tokens=False, verbose=False)["input_ids"])
 
@@ -198,3 +220,51 @@ def _logits(model: Any, x: Any, mask: Any) -> Any:
         return model(input_ids=x, attention_mask=mask, use_cache=False).logits
     except TypeError:  # models without a use_cache argument
         return model(input_ids=x, attention_mask=mask).logits
+
+
+def query_likelihood(
+    model: Any, tok: Any, texts: Sequence[str], prompt: list[int], max_unit_tokens: int, batch_size: int
+) -> np.ndarray:
+    """Mean log-probability of the last tokens of ``prompt`` (the question) after each text, one pass per batch.
+
+    ``prompt`` is the glue and the question (``"\nQuestion: ..."``); its first token is not scored (it only
+    separates). Texts without tokens get the lowest score of the call.
+
+    Example:
+        >>> tok, lm = load_causal_lm()  # doctest: +SKIP
+        >>> q = tok("\nQuestion: Where is Paris?")["input_ids"]  # doctest: +SKIP
+        >>> query_likelihood(lm, tok, ["Paris is in France.", "Cats sleep."], q, 96, 16)  # doctest: +SKIP
+        array([-2.1, -4.7])
+    """
+    import torch
+
+    start = _start_ids(tok)
+    bodies = [list(tok(t.strip(), add_special_tokens=False, verbose=False)["input_ids"])[:max_unit_tokens]
+              for t in texts]
+    out = np.full(len(texts), np.nan)
+    order = sorted((i for i, b in enumerate(bodies) if b), key=lambda i: len(bodies[i]))
+    scored = len(prompt) - 1
+    target = torch.tensor(prompt[1:])
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    core = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    for b0 in range(0, len(order), batch_size):
+        idx = order[b0 : b0 + batch_size]
+        seqs = [start + bodies[i] + prompt for i in idx]
+        width = max(len(q) for q in seqs)
+        x = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(x)
+        for r, q in enumerate(seqs):  # left padding: every question ends at the last position
+            x[r, width - len(q) :] = torch.tensor(q)
+            mask[r, width - len(q) :] = 1
+        with torch.inference_mode():
+            if core is not None and head is not None:
+                hidden = core(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state
+                logits = head(hidden[:, -scored - 1 : -1])
+            else:
+                logits = _logits(model, x, mask)[:, -scored - 1 : -1]
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            ll = logp.gather(2, target.expand(len(idx), -1)[:, :, None]).squeeze(2).mean(dim=1)
+        out[idx] = ll.numpy()
+    floor = float(np.nanmin(out)) - 1.0 if np.isfinite(out).any() else 0.0
+    return np.where(np.isfinite(out), out, floor)
