@@ -8,11 +8,11 @@
 * Tool outputs (``--tools K``): the first ``K`` test-split cases per family of :mod:`bench._tool_cases`,
   evidence kept at 50 / 30 / 15 %.
 * Speed, per criterion in a fresh child process (so cold means cold): tokens/s of the criterion alone on
-  one ~2.8k-token input, the first call (model load included) and the median of warm calls, the model's
+  one ~1.7k-token input (14 NQ passages), the first call (model load included) and the median of warm calls, the model's
   resident memory the first call adds (the model, torch already imported) and the process's peak RSS.
 
 Run: ``python -m bench.bench_criteria [--n 200] [--criteria a,b] [--limit self_information=60] [--tools 4]
-[--no-speed] [--out bench/out]``.
+[--tools-criteria a,b] [--no-speed] [--repeats 3] [--out bench/out]``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ def _named(name: str) -> Callable[[], Any]:
         from agent_tokred.criteria import resolve_criterion
 
         return resolve_criterion(name)
+
+    return make
+
+
+def _learned_from(path: str) -> Callable[[], Any]:
+    def make() -> Any:
+        from agent_tokred.criteria.learned import LearnedCriterion
+
+        return LearnedCriterion(path)
 
     return make
 
@@ -102,6 +111,9 @@ def run_nq_rows(items: list[dict[str, Any]], names: Sequence[str], limits: dict[
                 if cached or fresh > 0:
                     subset.append(it)
                     fresh -= 0 if cached else 1
+        if not subset:
+            print(f"  nq {name}: no scored questions (raise --limit)", file=sys.stderr)
+            continue
         res = run_nq(subset, {name: crit}, {})[name]
         res["fresh_calls"] = getattr(crit, "fresh_calls", len(subset))
         out[name] = res
@@ -188,9 +200,12 @@ def run_speed(names: Sequence[str], repeats: int) -> dict[str, Any]:
 
 def _cmd(args: argparse.Namespace) -> str:
     parts = ["python -m bench.bench_criteria", f"--n {args.n}", f"--criteria {','.join(args.criteria)}"]
-    parts += [f"--limit {x}" for x in args.limit]
+    parts[2] = "--criteria " + ",".join(c for c in args.criteria if not c.startswith("learned ("))
+    parts += [f"--limit {x}" for x in args.limit] + [f"--weights {x}" for x in args.weights]
     parts += [f"--tools {args.tools}"] if args.tools else []
+    parts += [f"--tools-criteria {','.join(args.tools_criteria)}"] if args.tools and args.tools_criteria else []
     parts += ["--no-speed"] if args.no_speed else []
+    parts += [f"--repeats {args.repeats}"] if args.repeats != 3 else []
     return " ".join(parts)
 
 
@@ -228,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", action="append", default=[], metavar="NAME=N",
                    help="score at most N new questions for NAME (cached ones are always used)")
     p.add_argument("--tools", type=int, default=0, help="test cases per tool-output family (0: no tool bench)")
+    p.add_argument("--tools-criteria", type=lambda s: s.split(","), default=None,
+                   help="criteria for the tool bench (default: those of --criteria)")
+    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                   help="also a row 'learned (NAME)' for a weights file of agent-tokred train (e.g. a student)")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--speed-one", default=None, help=argparse.SUPPRESS)
@@ -236,17 +255,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.speed_one:
         print(json.dumps(speed_one(args.speed_one, args.repeats)))
         return 0
-    unknown = [c for c in args.criteria if c not in CRITERIA]
+    unknown = [c for c in [*args.criteria, *(args.tools_criteria or [])] if c not in CRITERIA]
     if unknown:
         p.error(f"unknown criteria {unknown}; valid: {', '.join(CRITERIA)}")
     limits = {k: int(v) for k, v in (x.split("=", 1) for x in args.limit)}
+    for label, path in (x.split("=", 1) for x in args.weights):
+        CRITERIA[f"learned ({label})"] = (None, _learned_from(path))
+        args.criteria.append(f"learned ({label})")
     from .bench_engine import build_nq
 
     raw: dict[str, Any] = {"nq": run_nq_rows(build_nq(args.n), args.criteria, limits)}
     if args.tools:
-        raw["tools"] = run_tools(args.tools, args.criteria)
+        raw["tools"] = run_tools(args.tools, args.tools_criteria or args.criteria)
     if not args.no_speed:
-        raw["speed"] = run_speed(args.criteria, args.repeats)
+        raw["speed"] = run_speed([c for c in args.criteria if not c.startswith("learned (")], args.repeats)
     raw["command"] = _cmd(args)
     write_outputs(args.out, "criteria", report(raw, raw["command"]), raw)
     return 0
