@@ -5,7 +5,8 @@ Names are resolved once, at the boundary, by :func:`resolve_criterion`:
 * ``"lexical"``: model-free (IDF, entities, digits, query overlap); the fast path.
 * ``"relevance"``: embedding similarity to the query (MiniLM by default).
 * ``"attention"``: attention received from the query in a transformer (MiniLM by default).
-* ``"self_information"``: surprisal under a causal LM (SmolLM2 by default), query-contrastive.
+* ``"self_information"``: a causal LM's log-probability of the query given each unit (SmolLM2 by
+  default); surprisal without a query.
 * ``"learned"``: a small trained scorer shipped with the package.
 * ``"relevance+lexical"`` (any ``+``-joined names) or a ``{"relevance": 0.7, "lexical": 0.3}`` mix.
 
