@@ -227,12 +227,12 @@ def query_likelihood(
 ) -> np.ndarray:
     """Mean log-probability of the last tokens of ``prompt`` (the question) after each text, one pass per batch.
 
-    ``prompt`` is the glue and the question (``"\nQuestion: ..."``); its first token is not scored (it only
+    ``prompt`` is the glue and the question (``" Question: ..."``); its first token is not scored (it only
     separates). Texts without tokens get the lowest score of the call.
 
     Example:
         >>> tok, lm = load_causal_lm()  # doctest: +SKIP
-        >>> q = tok("\nQuestion: Where is Paris?")["input_ids"]  # doctest: +SKIP
+        >>> q = tok(" Question: Where is Paris?")["input_ids"]  # doctest: +SKIP
         >>> query_likelihood(lm, tok, ["Paris is in France.", "Cats sleep."], q, 96, 16)  # doctest: +SKIP
         array([-2.1, -4.7])
     """
