@@ -147,7 +147,9 @@ def test_kept_text_is_unchanged(inputs: dict[str, tuple[str, str]], golden: dict
     text, query = inputs[name]
     for rate in RATES:
         key = f"{name}|{criterion}|{rate}"
-        assert digest(text, query, criterion, rate) == golden[key], key
+        assert digest(text, query, criterion, rate) == golden[key], (
+            f"{key}: kept text changed; a speed change must not do that, an intended scoring change "
+            "rewrites the digests: python -m tests.test_speed_golden --write")
 
 
 if __name__ == "__main__":  # python -m tests.test_speed_golden --write
