@@ -9,7 +9,7 @@
   evidence kept at 50 / 30 / 15 %.
 * Speed, per criterion in a fresh child process (so cold means cold): tokens/s of the criterion alone on
   one ~1.7k-token input (14 NQ passages), the first call (model load included) and the median of warm calls, the model's
-  resident memory the first call adds (the model, torch already imported) and the process's peak RSS.
+  resident memory the first call adds (the model, torch already imported).
 
 Run: ``python -m bench.bench_criteria [--n 200] [--criteria a,b] [--limit self_information=60] [--tools 4]
 [--tools-criteria a,b] [--no-speed] [--repeats 3] [--out bench/out]``.
@@ -131,7 +131,7 @@ def run_tools(per_family: int, names: Sequence[str]) -> dict[str, Any]:
 
     cases = quick_slice(load_cases("test"), per_family)
     counter = resolve_counter("o200k_base")
-    out: dict[str, Any] = {"cases": len(cases), "families": sorted({c.family for c in cases})}
+    out: dict[str, Any] = {"cases": len(cases), "per_family": per_family, "families": sorted({c.family for c in cases})}
     for name in names:
         crit = _wrap(name)
         per_rate: dict[str, float] = {}
@@ -173,7 +173,7 @@ def speed_one(name: str, repeats: int) -> dict[str, Any]:
         warm.append(time.perf_counter() - started)
     return {"input_tokens": tokens, "cold_s": cold, "warm_s": statistics.median(warm),
             "tokens_per_s_cold": tokens / cold, "tokens_per_s_warm": tokens / statistics.median(warm),
-            "model_mb": model_mb, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "model_mb": model_mb}
 
 
 def _rss_mb() -> float:
@@ -218,17 +218,17 @@ def report(raw: dict[str, Any], cmd: str) -> str:
         s = speed.get(name, {})
         rows.append([name, v["n"], *[v["rates"][str(r)]["retention"] for r in RATES],
                      sum(v["rates"][str(r)]["over_budget"] for r in RATES),
-                     s.get("tokens_per_s_cold", "-"), s.get("tokens_per_s_warm", "-"), s.get("model_mb", "-"),
-                     s.get("peak_rss_mb", "-")])
+                     s.get("tokens_per_s_cold", "-"), s.get("tokens_per_s_warm", "-"), s.get("model_mb", "-")])
     md = ["### Criteria: NQ answer retention and speed (one run)\n",
           markdown_table(["criterion", "n", *[f"keep {int(r * 100)}%" for r in RATES], "over budget",
-                          "tokens/s cold", "tokens/s warm", "model MB", "peak RSS MB"], rows,
+                          "tokens/s cold", "tokens/s warm", "model MB (RSS added)"], rows,
                          f"NQ: build_nq(200) items (gold + 19 hard distractors), sentence units, o200k_base; "
                          f"speed on one {next(iter(speed.values()), {}).get('input_tokens', '?')}-token input, "
                          f"criterion alone, fresh process per criterion, 2 shared CPU cores. Command: `{cmd}`")]
     if "tools" in raw:
         t = raw["tools"]
-        md += [f"\n### Criteria on real tool outputs ({t['cases']} test cases: first per family of "
+        md += [f"\n### Criteria on real tool outputs ({t['cases']} test cases: the first {t.get('per_family', '')} "
+               "per family of "
                f"{', '.join(t['families'])})\n",
                markdown_table(["criterion", *[f"evidence kept {int(r * 100)}%" for r in RATES_TOOLS], "over budget"],
                               [[k, *[v["evidence"][str(r)] for r in RATES_TOOLS], v["over_budget"]]
