@@ -189,7 +189,7 @@ class Compressor:
         if doc is not None:
             result = self._compact_tree(doc, crit, query, target, budget, deadline, force_keep)
         else:
-            result = self._reduce_text(text, form, crit, query, target, budget, force_keep, tokens_before, deadline)
+            result = self._reduce_text(text, form, crit, query, budget, force_keep, tokens_before, deadline)
         out_text, info = result
         tokens_after = self.counter.count(out_text)
         if tokens_after > target:  # pragma: no cover - plan_prune guarantees this; keep the contract loud
@@ -201,9 +201,10 @@ class Compressor:
         )
 
     def _reduce_text(
-        self, text: str, form: str, crit: Criterion, query: str | None, target: int, budget: Budget,
+        self, text: str, form: str, crit: Criterion, query: str | None, budget: Budget,
         force_keep: Sequence[str], tokens_before: int, deadline: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
+        target = budget.tokens_for(tokens_before)
         granularity, units = self._segment(text, form, target, tokens_before)
         if self._criterion is None and (granularity == "word" or len(units) > _MODEL_AUTO_MAX_UNITS):
             crit = lexical  # "auto" never embeds single words or thousands of units: too slow for the gain
