@@ -63,9 +63,9 @@ def test_bad_config_is_rejected(factory: type, kwargs: dict[str, object]) -> Non
         factory(**kwargs)
 
 
-def test_contrastive_is_the_default_only_with_a_query() -> None:
+def test_query_likelihood_is_the_default_only_with_a_query() -> None:
     crit = SelfInformationCriterion()
-    assert crit.resolved_mode("who?") == "contrastive"
+    assert crit.resolved_mode("who?") == "query_likelihood"
     assert crit.resolved_mode(None) == "surprisal"
     assert crit.resolved_mode("  ") == "surprisal"
     assert SelfInformationCriterion(mode="conditional").resolved_mode("who?") == "conditional"
