@@ -44,7 +44,6 @@ from .units import GRANULARITIES, Granularity, Unit, protected_spans, segment
 logger = logging.getLogger(__name__)
 
 StrategyName = Literal["auto", "prune", "compact", "merge"]
-STRATEGIES: tuple[str, ...] = ("auto", "prune", "compact", "merge")
 UnitName = Literal["auto", "word", "sentence", "line", "paragraph"]
 OnScorerError = Literal["fallback", "raise"]
 OnTimeout = Literal["fallback", "raise"]
