@@ -110,6 +110,35 @@ class SelectionPolicy:
 
 
 @dataclass(frozen=True)
+class ExampleCompression:
+    """Shorten each chosen example's ``compressible_key`` field so more examples fit (answers stay whole).
+
+    Attributes:
+        rate: target kept fraction of the compressible field, in ``(0, 1]``.
+        compressor: ``compress(text, query=, target_tokens=, tokenizer=)`` returning a string or an
+            object with ``.text`` (default: :func:`agent_tokred.compress`).
+    """
+
+    rate: float = 0.5
+    compressor: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or not 0.0 < self.rate <= 1.0:
+            raise InvalidInputError(f"compression rate must be in (0, 1]; got {self.rate!r}")
+        if self.compressor is not None and not callable(self.compressor):
+            raise InvalidInputError(f"compressor must be callable; got {type(self.compressor).__name__}")
+
+
+def as_compression(compress: bool | ExampleCompression) -> ExampleCompression | None:
+    """``compress=`` as given by a caller: ``False`` (none), ``True`` (the defaults) or an :class:`ExampleCompression`."""
+    if isinstance(compress, ExampleCompression):
+        return compress
+    if not isinstance(compress, bool):
+        raise InvalidInputError(f"compress must be a bool or an ExampleCompression; got {type(compress).__name__}")
+    return ExampleCompression() if compress else None
+
+
+@dataclass(frozen=True)
 class SelectedExample:
     """One chosen example: its pool index, the example as rendered, and why it was chosen."""
 
@@ -233,10 +262,7 @@ def run_selection(
     budget: int,
     query_vector: Any,
     policy: SelectionPolicy,
-    *,
-    compress: bool,
-    rate: float,
-    compressor: Callable[..., Any] | None,
+    compression: ExampleCompression | None,
 ) -> ExampleSelection:
     """Score, select, optionally compress, and check the exact budget (see :meth:`ExamplePool.select`)."""
     n, vectors, costs = pool.snapshot()
@@ -245,9 +271,9 @@ def run_selection(
         return _with(empty, reason="empty pool: no examples to select from")
     qv = _unit(query_vector, vectors.shape[1]) if query_vector is not None else pool.embed_query(query or "")
     rel = (vectors @ qv).astype(np.float64)
-    if compress:
+    if compression is not None:
         reason = pool.reason_tokens[:n]
-        kept = np.maximum(1, np.ceil(reason * rate)).astype(np.int64)
+        kept = np.maximum(1, np.ceil(reason * compression.rate)).astype(np.int64)
         costs = np.maximum(1, costs - reason + np.minimum(kept, reason))
     capacity = budget + pool.sep_tokens
     fits = costs + pool.sep_tokens <= capacity
@@ -292,10 +318,10 @@ def run_selection(
             best, idx, extension, Scored(quality, vectors, costs), capacity, policy.diversity,
             policy.duplicate_threshold,
         )
-    chosen = [_record(pool, i, float(rel[i]), g, query, compress, rate, compressor) for i, g in zip(*best)]
+    chosen = [_record(pool, i, float(rel[i]), g, query, compression) for i, g in zip(*best)]
     chosen, used = _fit_exactly(pool, chosen, budget)
     chosen = _ordered(chosen, policy.order)
-    originals = tuple(MappingProxyType(pool.examples[c.index]) for c in chosen) if compress else ()
+    originals = tuple(MappingProxyType(pool.examples[c.index]) for c in chosen) if compression else ()
     outcome = None if chosen else "no chosen example fits the budget once rendered, compressed and joined"
     return ExampleSelection(tuple(chosen), used, budget, n, pool.separator, outcome, skipped, originals)
 
@@ -306,19 +332,17 @@ def _record(
     rel: float,
     gain: float,
     query: str | None,
-    compress: bool,
-    rate: float,
-    compressor: Callable[..., Any] | None,
+    compression: ExampleCompression | None,
 ) -> SelectedExample:
     example, text, tokens = MappingProxyType(pool.examples[i]), pool.texts[i], pool.cost_of(i)
     key = pool.compressible_key
-    if not compress or key is None:
+    if compression is None or key is None:
         return SelectedExample(i, example, text, tokens, rel, gain)
     reason_tokens = int(pool.reason_tokens[i])
-    target = _ceil_tokens(reason_tokens, rate)
+    target = _ceil_tokens(reason_tokens, compression.rate)
     if target >= reason_tokens:
         return SelectedExample(i, example, text, tokens, rel, gain)
-    fn = compressor or _default_compressor()
+    fn = compression.compressor or _default_compressor()
     out = fn(str(example[key]), query=query, target_tokens=target, tokenizer=pool.counter)
     short = getattr(out, "text", out)
     if not isinstance(short, str):

@@ -39,9 +39,11 @@ from typing import Any
 import numpy as np
 
 from ._example_select import (
+    ExampleCompression,
     ExampleSelection,
     SelectedExample,
     SelectionPolicy,
+    as_compression,
     greedy_select,
     run_selection,
 )
@@ -49,6 +51,7 @@ from .errors import BudgetError, InvalidInputError
 from .tokens import TokenCounter, resolve_counter
 
 __all__ = [
+    "ExampleCompression",
     "ExamplePool",
     "ExampleSelection",
     "SelectedExample",
@@ -230,9 +233,7 @@ class ExamplePool:
         *,
         query_vector: Any = None,
         policy: SelectionPolicy | None = None,
-        compress: bool = False,
-        compress_rate: float = 0.5,
-        compressor: Callable[..., Any] | None = None,
+        compress: bool | ExampleCompression = False,
     ) -> ExampleSelection:
         """Choose examples for ``query`` whose rendered text fits ``budget`` tokens.
 
@@ -241,11 +242,9 @@ class ExamplePool:
             budget: tokens allowed for the examples block (separators included); must be > 0.
             query_vector: a precomputed query embedding.
             policy: relevance / diversity / length trade-off (default :class:`SelectionPolicy`).
-            compress: shorten each chosen example's ``compressible_key`` with the compressor so
-                more examples fit; every other field (the answer) stays intact.
-            compress_rate: target kept fraction of the compressible field, in ``(0, 1]``.
-            compressor: ``compress(text, query=, target_tokens=, tokenizer=)`` returning a string or
-                an object with ``.text`` (default: :func:`agent_tokred.compress`).
+            compress: shorten each chosen example's ``compressible_key`` so more examples fit; every
+                other field (the answer) stays intact. ``True`` keeps about half of that field with
+                :func:`agent_tokred.compress`; an :class:`ExampleCompression` sets the rate and compressor.
 
         Raises:
             BudgetError: ``budget`` is not a positive int.
@@ -256,20 +255,10 @@ class ExamplePool:
             raise BudgetError(f"budget must be a positive int of tokens; got {budget!r}")
         if query_vector is None and query is None:
             raise InvalidInputError("give a query text or a query_vector")
-        if compress and not self.compressible_key:
-            raise InvalidInputError("compress=True needs the pool's compressible_key (the reasoning field)")
-        if compress and not 0.0 < compress_rate <= 1.0:
-            raise InvalidInputError(f"compress_rate must be in (0, 1]; got {compress_rate!r}")
-        return run_selection(
-            self,
-            query,
-            budget,
-            query_vector,
-            policy or SelectionPolicy(),
-            compress=compress,
-            rate=compress_rate,
-            compressor=compressor,
-        )
+        compression = as_compression(compress)
+        if compression is not None and not self.compressible_key:
+            raise InvalidInputError("compress needs the pool's compressible_key (the reasoning field)")
+        return run_selection(self, query, budget, query_vector, policy or SelectionPolicy(), compression)
 
     def _check(self, example: Any, i: int, required: list[str]) -> dict[str, Any]:
         if not isinstance(example, Mapping):

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import agent_tokred
-from agent_tokred.examples import ExamplePool, SelectionPolicy
+from agent_tokred.examples import ExampleCompression, ExamplePool, SelectionPolicy
 from agent_tokred.tokens import resolve_counter
 
 from ._examples_baselines import SEP, Example, Harness, Selector, langchain_latency, langchain_selectors, median_ms
@@ -164,9 +164,7 @@ def run(quick: bool = False, out_dir: Path = OUT, query_seed: int = QUERY_SEED) 
     main = {"ours (BudgetedExampleSelector engine, defaults)": {}}
     ablations: dict[str, dict[str, Any]] = {
         "ours + compress CoT (rate 0.6, lexical)": {
-            "compress": True,
-            "compress_rate": 0.6,
-            "compressor": lambda t, **kw: lexical(t, **kw).text,
+            "compress": ExampleCompression(rate=0.6, compressor=lambda t, **kw: lexical(t, **kw).text),
         },
         "ours: per-token only": {"policy": SelectionPolicy(strategy="per_token")},
         "ours: relevance only (no per-token)": {"policy": SelectionPolicy(strategy="relevance")},

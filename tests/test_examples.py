@@ -12,6 +12,7 @@ import pytest
 
 from agent_tokred.errors import BudgetError, InvalidInputError
 from agent_tokred.examples import (
+    ExampleCompression,
     ExamplePool,
     SelectionPolicy,
     format_key_values,
@@ -367,7 +368,7 @@ def test_compression_fits_more_and_keeps_answer(budget: int) -> None:
     pool = make_pool(compressible_key="reasoning", tokenizer="cl100k_base")
     policy = SelectionPolicy(relevance_margin=None)
     plain = pool.select("kitten purr", budget, policy=policy)
-    short = pool.select("kitten purr", budget, policy=policy, compress=True, compressor=fake_compress)
+    short = pool.select("kitten purr", budget, policy=policy, compress=ExampleCompression(compressor=fake_compress))
     assert short.tokens_used <= budget
     assert len(short.chosen) >= len(plain.chosen)
     assert any(c.compressed for c in short.chosen)
@@ -384,15 +385,29 @@ def test_compression_with_the_real_compressor_lexical() -> None:
 
     pool = make_pool(compressible_key="reasoning", tokenizer="cl100k_base")
     comp = partial(agent_tokred.compress, criterion="lexical")
-    sel = pool.select("kitten purr", 120, compress=True, compressor=comp, compress_rate=0.4)
+    sel = pool.select("kitten purr", 120, compress=ExampleCompression(rate=0.4, compressor=comp))
     assert sel.tokens_used <= 120
     assert all(c.example["answer"].startswith("cat") for c in sel.chosen)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, -0.2, True, "half"])
+def test_compression_rate_is_checked_at_construction(bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="rate"):
+        ExampleCompression(rate=bad)  # type: ignore[arg-type]
+
+
+def test_compress_must_be_a_bool_or_compression() -> None:
+    pool = make_pool(compressible_key="reasoning")
+    with pytest.raises(InvalidInputError, match="ExampleCompression"):
+        pool.select("kitten purr", 400, compress=0.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="ExampleCompression"):
+        lc_selector(compressible_key="reasoning", compress="yes")
 
 
 def test_compressor_returning_junk_is_a_clear_error() -> None:
     pool = make_pool(compressible_key="reasoning")
     with pytest.raises(InvalidInputError, match="compressor returned"):
-        pool.select("kitten purr", 400, compress=True, compressor=lambda text, **kw: 42)
+        pool.select("kitten purr", 400, compress=ExampleCompression(compressor=lambda text, **kw: 42))
 
 
 # --- LangChain selector -----------------------------------------------------------------------------------
@@ -480,8 +495,7 @@ def test_selector_with_compression_keeps_answers() -> None:
     selector, _ = lc_selector(
         max_tokens=100,
         compressible_key="reasoning",
-        compress=True,
-        compressor=fake_compress,
+        compress=ExampleCompression(compressor=fake_compress),
         policy=SelectionPolicy(relevance_margin=None),
     )
     got = selector.select_examples({"question": "kitten purr"})

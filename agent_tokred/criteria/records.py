@@ -187,14 +187,24 @@ def density(scores: np.ndarray, costs: Sequence[int], power: float = 0.5) -> np.
 
 @dataclass(frozen=True)
 class RecordWeights:
-    """How the structured strategy mixes its signals (tuned on the dev split of ``bench.bench_tools``)."""
+    """How the structured strategy mixes its signals (tuned on the dev split of ``bench.bench_tools``).
+
+    The mix is ``criterion * rank(base) + head * array_head + field * field_prior + record * record_match
+    - known * known_values``, then divided by ``cost ** power``.
+    """
 
     criterion: float = 0.1
+    """Weight of the criterion's own scores, rank-normalised (they are weak on records alone)."""
     head: float = 0.5
+    """Weight of the array-head prior: the first items of a list are what a reader sees first."""
     field: float = 1.0
+    """Weight of the field prior (key, value kind and depth of each field)."""
     record: float = 1.0
+    """Weight of how well a unit's enclosing records match the query (BM25 per record)."""
     known: float = 0.5
+    """Penalty for fields whose value the query already states (the agent knows it)."""
     power: float = 0.3
+    """How strongly a unit's token cost divides its score (0: not at all, 1: score per token)."""
 
 
 DEFAULT_WEIGHTS = RecordWeights()

@@ -27,14 +27,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.example_selectors.base import BaseExampleSelector
 from langchain_core.runnables.config import run_in_executor
 
+from .._example_select import as_compression
 from ..errors import BudgetError, InvalidInputError
-from ..examples import ExamplePool, ExampleSelection, SelectionPolicy
+from ..examples import ExampleCompression, ExamplePool, ExampleSelection, SelectionPolicy
 
 POOL_OPTIONS = ("tokenizer", "separator", "compressible_key", "cache", "embed_name")
 
@@ -52,9 +53,9 @@ class BudgetedExampleSelector(BaseExampleSelector):
             for the shipped MiniLM. Pool embeddings are computed once and cached per pool.
         vectors: precomputed embeddings of ``examples`` (one row each).
         policy: the relevance / diversity / length trade-off (see :class:`SelectionPolicy`).
-        compress: compress chosen examples' ``compressible_key`` so more examples fit.
-        compress_rate: kept fraction of the compressible field when compressing.
-        compressor: the compressor to use (default :func:`agent_tokred.compress`).
+        compress: compress chosen examples' ``compressible_key`` so more examples fit: ``True`` (about
+            half, with :func:`agent_tokred.compress`) or an :class:`~agent_tokred.examples.ExampleCompression`
+            with its rate and compressor (checked here, at construction).
         **pool_options: :class:`~agent_tokred.examples.ExamplePool`'s own options, passed as they are:
             ``tokenizer`` (the caller's, see :func:`agent_tokred.tokens.resolve_counter`),
             ``separator`` (must match the few-shot template's ``example_separator``, ``"\\n\\n"``),
@@ -78,9 +79,7 @@ class BudgetedExampleSelector(BaseExampleSelector):
         embeddings: Any = None,
         vectors: Any = None,
         policy: SelectionPolicy | None = None,
-        compress: bool = False,
-        compress_rate: float = 0.5,
-        compressor: Callable[..., Any] | None = None,
+        compress: bool | ExampleCompression = False,
         **pool_options: Any,
     ) -> None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
@@ -91,9 +90,7 @@ class BudgetedExampleSelector(BaseExampleSelector):
         self.max_tokens = max_tokens
         self.input_keys = list(input_keys) if input_keys is not None else None
         self.policy = policy or SelectionPolicy()
-        self.compress = compress
-        self.compress_rate = compress_rate
-        self.compressor = compressor
+        self.compression = as_compression(compress)
         required = getattr(example_prompt, "input_variables", None)
         # LangChain's names for what the pool calls formatter / embed / embeddings; the rest as given
         self.pool = ExamplePool(examples, input_keys=input_keys, formatter=example_prompt, embed=embeddings,
@@ -115,9 +112,7 @@ class BudgetedExampleSelector(BaseExampleSelector):
             self._query_text(input_variables),
             self.max_tokens,
             policy=self.policy,
-            compress=self.compress,
-            compress_rate=self.compress_rate,
-            compressor=self.compressor,
+            compress=self.compression or False,
         )
         self.last_selection = selection
         return selection

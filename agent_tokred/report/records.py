@@ -19,27 +19,12 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..errors import InvalidInputError
+from ..reduction import Reduction
 
 Segment = tuple[str, bool]
 _PIECE = re.compile(r"\s+|\w+(?:[.\-:/@]\w+)*|[^\w\s]")
-
-
-class SupportsSegments(Protocol):
-    """What :meth:`ItemRecord.from_reduction` needs (an :class:`agent_tokred.Reduction` has it)."""
-
-    @property
-    def tokens_before(self) -> int: ...
-
-    @property
-    def tokens_after(self) -> int: ...
-
-    @property
-    def handle(self) -> str: ...
-
-    def segments(self) -> list[tuple[str, bool]]: ...
 
 
 def _check_count(name: str, value: int) -> None:
@@ -208,9 +193,9 @@ class ItemRecord:
 
     @classmethod
     def from_reduction(
-        cls, reduction: SupportsSegments, title: str, *, step: int | None = None, kind: str = "", note: str = ""
+        cls, reduction: Reduction, title: str, *, step: int | None = None, kind: str = "", note: str = ""
     ) -> ItemRecord:
-        """Build from anything with ``segments()`` (e.g. :class:`agent_tokred.Reduction`)."""
+        """Build from a :class:`agent_tokred.Reduction` (its kept and dropped segments of the original)."""
         return cls(
             title=title,
             segments=_merge_segments(reduction.segments()),
