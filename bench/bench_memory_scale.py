@@ -99,23 +99,48 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
+def _embedders() -> dict[str, Any]:
+    """The two query paths timed: the store's default (fp32) and the int8 one."""
+    from agent_tokred.integration.store._support import MiniLMEmbeddings
+    from agent_tokred.store.query_embedding import QueryEmbedder
+
+    return {"fp32": MiniLMEmbeddings(), "int8": MiniLMEmbeddings(QueryEmbedder(quantize=True))}
+
+
+def _search_once(store: Any, ns: tuple[str, ...], question: str, times: dict[str, list[float]], tag: str) -> list[str]:
+    """One new-query search in ``ns`` (MiniLM included): wall time and this thread's CPU."""
+    cpu = time.thread_time()
+    res, t = _timed(store.search, ns, query=question, limit=5)
+    times[tag + "_cpu"].append(time.thread_time() - cpu)  # this process's CPU (MiniLM, Python, psycopg)
+    times[tag].append(t)
+    return [r.key for r in res]
+
+
 def measure(store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], base: np.ndarray) -> dict[str, Any]:
-    """Search every fact's question in its namespace and across all; latency per part and recall."""
+    """Search every fact's question in its namespace and across all; latency per part and recall.
+
+    Both query embedders search every question (fp32 first on even questions, int8 first on odd
+    ones); the exact reference ranks with the fp32 query vector (sentence-transformers' vector).
+    """
     mat, keys, owner = _reference(store, n - len(facts), namespaces, len(facts), base)
     fact_ns = [fill.namespace_of((k * 7919) % namespaces, namespaces) for k in range(len(facts))]
-    store.search(fact_ns[0], query="warm up the model", limit=5)
-    times: dict[str, list[float]] = {p: [] for p in ("local", "local_cpu", "local_store", "embed", "sql", "global")}
-    hits = {"local": 0, "local_exact": 0, "global": 0, "global_exact": 0}
-    overlap = {"local": 0.0, "global": 0.0}
-    found: dict[str, list[list[str]]] = {"local": [], "global": []}
+    embedders = _embedders()
+    for emb in embedders.values():
+        store.embeddings = emb
+        store.search(fact_ns[0], query="warm up the model", limit=5)
+    parts = ("local", "local_cpu", "local_store", "embed", "sql", "global")
+    times: dict[str, list[float]] = {p: [] for p in (*parts, "int8", "int8_cpu", "int8_embed")}
+    found: dict[str, list[list[str]]] = {"local": [], "global": [], "int8": []}
     # Timing first, the numpy reference after: its scans of every vector (1.5 GB at 1M) would
     # evict the model and the index from the CPU caches between two timed searches.
-    for question, ns in zip((q for q, _ in facts), fact_ns, strict=True):
-        cpu = time.thread_time()
-        res, t = _timed(store.search, ns, query=question, limit=5)
-        times["local_cpu"].append(time.thread_time() - cpu)  # this process's CPU (MiniLM, Python, psycopg)
-        times["local"].append(t)
-        found["local"].append([r.key for r in res])
+    for k, (question, ns) in enumerate(zip((q for q, _ in facts), fact_ns, strict=True)):
+        for tag in ("local", "int8") if k % 2 == 0 else ("int8", "local"):
+            store.embeddings = embedders["fp32" if tag == "local" else tag]  # swapping clears the query cache
+            found[tag].append(_search_once(store, ns, question, times, tag))
+        _, t = _timed(embedders["int8"].embed_query, question)
+        times["int8_embed"].append(t)
+        store.embeddings = embedders["fp32"]
+        store._embed_query(question)  # the fp32 vector into the cache
         _, t = _timed(store.search, ns, query=question, limit=5)  # the query vector is cached now
         times["local_store"].append(t)
         _, t = _timed(store.embeddings.embed_query, question)  # MiniLM alone (what a new query paid)
@@ -125,14 +150,18 @@ def measure(store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], b
         res, t = _timed(store.search, ("user",), query=question, limit=5)  # cached query vector
         times["global"].append(t)
         found["global"].append([r.key for r in res])
+    hits = {p: 0 for p in ("local", "local_exact", "global", "global_exact", "int8")}
+    overlap = {"local": 0.0, "global": 0.0, "int8": 0.0}
     for k, question in enumerate(q for q, _ in facts):
         q = store._embed_query(question)
         q = q / np.linalg.norm(q)
         mask = owner == (k * 7919) % namespaces
-        for part, exact in (("local", _exact_top(mat[mask], keys[mask], q)), ("global", _exact_top(mat, keys, q))):
+        local = _exact_top(mat[mask], keys[mask], q)
+        for part, exact in (("local", local), ("int8", local), ("global", _exact_top(mat, keys, q))):
             got = found[part][k]
             hits[part] += f"fact-{k}" in got
-            hits[part + "_exact"] += f"fact-{k}" in exact
+            if part != "int8":
+                hits[part + "_exact"] += f"fact-{k}" in exact
             overlap[part] += len(set(got) & set(exact)) / 5
     with _cursor(store.store) as cur:
         cur.execute("SELECT pg_database_size(current_database())")
@@ -151,6 +180,9 @@ def measure(store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], b
         "embed": "embed",
         "sql": "sql",
         "global": "global",
+        "int8": "int8_search",
+        "int8_cpu": "int8_search_cpu",
+        "int8_embed": "int8_embed",
     }
     for part, name in names.items():
         out[f"{name}_p50_ms"] = pct_ms(times[part], 50)
@@ -161,6 +193,9 @@ def measure(store: Any, n: int, namespaces: int, facts: list[tuple[str, str]], b
             "recall5_fact_exact": hits["local_exact"] / nf,
             "recall5_vs_exact": hits["local"] / max(1, hits["local_exact"]),
             "top5_overlap_exact": overlap["local"] / nf,
+            "int8_recall5_fact": hits["int8"] / nf,
+            "int8_recall5_vs_exact": hits["int8"] / max(1, hits["local_exact"]),
+            "int8_top5_overlap_exact": overlap["int8"] / nf,
             "global_recall5_fact": hits["global"] / nf,
             "global_recall5_fact_exact": hits["global_exact"] / nf,
             "global_top5_overlap_exact": overlap["global"] / nf,
@@ -219,6 +254,9 @@ def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
         "recall@5 fact (exact)",
         "vs exact",
         "top-5 = exact",
+        "int8 query: search p50 / p95",
+        "int8 MiniLM p50 / p95",
+        "int8 recall@5 vs exact (top-5 = exact)",
         "all namespaces p50 / p95 ms (HNSW, store only)",
         "recall@5 fact (exact)",
         "top-5 = exact",
@@ -243,6 +281,11 @@ def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
             f"{r['recall5_fact']:.1%} ({r['recall5_fact_exact']:.1%})",
             f"{r['recall5_vs_exact']:.1%}",
             f"{r['top5_overlap_exact']:.1%}",
+            pair(r, "int8_search") if "int8_search_p50_ms" in r else "-",
+            pair(r, "int8_embed") if "int8_embed_p50_ms" in r else "-",
+            f"{r['int8_recall5_vs_exact']:.1%} ({r['int8_top5_overlap_exact']:.1%})"
+            if "int8_recall5_vs_exact" in r
+            else "-",
             pair(r, "global"),
             f"{r['global_recall5_fact']:.1%} ({r['global_recall5_fact_exact']:.1%})",
             f"{r['global_top5_overlap_exact']:.1%}",
@@ -262,9 +305,13 @@ def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
         f"{base_n:,} real MiniLM vectors of NQ passage sentences (not the planted ones), each filler vector = "
         f"normalize(base + {fill.SIGMA} * gaussian / sqrt(384)), written with COPY as live row + index record + "
         "vector row (what a put writes), then the HNSW and namespace indexes built and the table vacuumed. "
-        "Search = end to end with a new query (its CPU: thread time of this process, the part of the wall time "
+        "Search = end to end with a new query, embedded by the store's default query path (fp32 MiniLM through "
+        "`QueryEmbedder`: tokenizer + transformer forward, one thread, no padding, mean pooling; equal to "
+        "sentence-transformers' vector) (its CPU: thread time of this process, the part of the wall time "
         "that is not waiting for a core or for PostgreSQL); MiniLM = the query embedding alone; store only = the same search "
-        "again (query vector cached); SQL only = `PgVectors.search` alone. Own-namespace searches are exact in SQL "
+        "again (query vector cached); SQL only = `PgVectors.search` alone; int8 = the same question searched "
+        "with `QueryEmbedder(quantize=True)` (dynamic int8 Linear layers, per-channel), the two paths alternating "
+        "which goes first, its recall against the exact search with the fp32 query vector. Own-namespace searches are exact in SQL "
         "(a namespace holds <= 20k vectors, read from the covering index in namespace order); all-namespace "
         "searches go through HNSW (m=16, ef_construction=64, ef_search=100, iterative scan). "
         "Exact = numpy over the same vectors."

@@ -16,6 +16,7 @@ from langgraph.store.base.embed import ensure_embeddings, tokenize_path
 from ...archive import make_handle
 from ...budget import make_budget
 from ...errors import InvalidInputError
+from ...store.query_embedding import QueryEmbedder, default_query_embedder
 from ...tokens import TokenCounter
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,21 @@ def _minilm(texts: list[str]) -> np.ndarray:
 
 
 class MiniLMEmbeddings(FunctionEmbeddings):
-    """The shipped MiniLM: batches for documents, the low-latency single-thread path for queries."""
+    """The shipped MiniLM: batches for documents, the low-latency query path for queries.
 
-    def __init__(self) -> None:
+    Args:
+        query: the query embedder (default: the process-wide fp32 one-thread
+            :class:`~agent_tokred.store.query_embedding.QueryEmbedder`, equal to sentence-transformers'
+            vectors; ``QueryEmbedder(quantize=True)`` is the int8 one).
+    """
+
+    def __init__(self, query: QueryEmbedder | None = None) -> None:
         super().__init__(_minilm, "minilm")
+        self.query = query
 
     def embed_query(self, text: str) -> list[float]:
-        from ...models import embed_query
-
-        vector: list[float] = embed_query(text).tolist()
+        embedder = self.query if self.query is not None else default_query_embedder()
+        vector: list[float] = embedder(text).tolist()
         return vector
 
 
