@@ -97,3 +97,31 @@ def test_block_sums_equal_add_at_bit_for_bit() -> None:
             want = np.zeros((nb, 16))
             np.add.at(want, block, rows)
             assert np.array_equal(_block_sums(rows, block, nb), want)
+
+
+_FAST_PIECES = st.sampled_from(
+    ["a", "A", "b", "F", "x", "X", "h", "t", "p", "s", "f", "e", "E", "T", "Z", ":", "/", ".", "-", "_", "+", "@", "~",
+     "$", "€", "£", "%", ",", "0", "1", "7", "9", " ", "\n", "(", ")", "'", "é", "日", "٣", "Σ", "http://", "https://",
+     "ftp://", "file://", "0x", "::", "->", "..", "2024-05-01", "12:30", "a54e2eed-e625-4570-9f74-3624e77d6684",
+     "deadbeef7", "iPhone", "snake_case"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_FAST_PIECES, max_size=30).map("".join))
+def test_fast_alternatives_match_like_the_reference_ones(text: str) -> None:
+    import re
+
+    from agent_tokred._protected_fast import ALTERNATIVES, fast_alternation
+
+    full = (1 << len(ALTERNATIVES)) - 1
+    assert re.findall(fast_alternation(full), text) == PROTECTED.findall(text)
+    for bit, (pattern, _) in enumerate(ALTERNATIVES):  # each rewrite alone, too
+        assert [m.span() for m in re.finditer(fast_alternation(1 << bit), text)] == [
+            m.span() for m in re.finditer(pattern, text)], pattern
+
+
+def test_terms_lower_case_like_each_term_alone() -> None:
+    # Terms are lower-cased joined by newlines: a final sigma still depends on its own term only.
+    for text in ("ΟΔΟΣ x", "x ΟΔΟΣ", "ΑΣ.Σ", "a.Σb ΣΑ", "İstanbul ǅx", "ΣΣ", "Σ_Σ Σ", "ΟΔΟΣ 12:30 Σ"):
+        assert list(terms_and_protected(text)[0]) == [t.lower() for t in lexical_module._TERM.findall(text)]
