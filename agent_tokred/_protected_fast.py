@@ -117,12 +117,40 @@ def fast_alternation(mask: int) -> str:
     return "|".join(pat for bit, pats in enumerate(_FAST) if mask >> bit & 1 for pat in pats)
 
 
-def _mask(text: str) -> int:
+def reference_mask(text: str) -> int:
+    """The bits of the alternatives whose necessary condition holds in ``text`` (the conditions as listed)."""
     digit = _DIGIT.search(text) is not None
     mask = 0
     for bit, (_, possible) in enumerate(ALTERNATIVES):
         if possible(text, digit):
             mask |= 1 << bit
+    return mask
+
+
+def _mask(text: str) -> int:
+    """:func:`reference_mask`, the conditions written out (no call per alternative; a test compares them)."""
+    mask = 0
+    if "://" in text:
+        mask |= 1
+    if "@" in text:
+        mask |= 2
+    if "/" in text:
+        mask |= 32
+    if "_" in text:
+        mask |= 128
+    if _SEP_LETTER.search(text) is not None:
+        mask |= 64
+    if _LOWER_UPPER.search(text) is not None:
+        mask |= 256
+    if _DIGIT.search(text) is None:
+        return mask | (4 if "-" in text else 0)
+    mask |= 1024
+    if "-" in text:
+        mask |= 4 | 8
+    if ":" in text:
+        mask |= 512
+    if _HEX_RUN.search(text) is not None:
+        mask |= 16
     return mask
 
 

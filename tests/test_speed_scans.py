@@ -125,3 +125,11 @@ def test_terms_lower_case_like_each_term_alone() -> None:
     # Terms are lower-cased joined by newlines: a final sigma still depends on its own term only.
     for text in ("ΟΔΟΣ x", "x ΟΔΟΣ", "ΑΣ.Σ", "a.Σb ΣΑ", "İstanbul ǅx", "ΣΣ", "Σ_Σ Σ", "ΟΔΟΣ 12:30 Σ"):
         assert list(terms_and_protected(text)[0]) == [t.lower() for t in lexical_module._TERM.findall(text)]
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_FAST_PIECES, max_size=30).map("".join))
+def test_mask_written_out_equals_the_listed_conditions(text: str) -> None:
+    from agent_tokred._protected_fast import _mask, reference_mask
+
+    assert _mask(text) == reference_mask(text)
