@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -136,3 +137,23 @@ def test_field_prior_and_protection_rules() -> None:
 def test_shipped_record_scorer_loads_and_matches_features() -> None:
     model = shipped_model()
     assert model is not None and model.w1.shape[0] == len(FEATURES)
+
+
+def test_a_partly_kept_record_keeps_its_id() -> None:
+    """Records of a list: the best-ranked id of a record comes before any other of its fields."""
+    from agent_tokred.criteria.record_model import anchor_ids
+    from agent_tokred.strategies.structured import JsonUnits
+
+    bills = [{"bill_id": f"B{i}", "period": "2025-01", "total_due": 10.0 * i, "status": "Paid"} for i in range(3)]
+    tree = JsonUnits.build(bills, max_unit_chars=8)
+    paths = [u.path for u in tree.units]
+    ranked = np.zeros(len(paths))
+    ranked[paths.index("$[2].status")] = 0.9  # the model likes the status of record 2 only
+    out = anchor_ids(ranked, tree.leaves)
+    assert out[paths.index("$[2].bill_id")] > out[paths.index("$[2].status")]
+    assert out[paths.index("$[0].bill_id")] == 0.0  # records with nothing kept are left alone
+    # an id the task already states is not worth tokens: nothing is raised for it
+    assert anchor_ids(ranked, tree.leaves, "pay bill B2")[paths.index("$[2].bill_id")] == 0.0
+    # a single object (the root) is not a record of a list: its id is ranked as the model says
+    one = JsonUnits.build({"customer_id": "C1", "city": "Paris"}, max_unit_chars=8)
+    assert list(anchor_ids(np.array([0.1, 0.8]), one.leaves)) == [0.1, 0.8]

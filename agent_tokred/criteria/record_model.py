@@ -42,6 +42,7 @@ from .records import (
     _ID_KEY,
     _IDENT_VALUE,
     _ROLE_KEYS,
+    _STRICT_ID_KEY,
     DEFAULT_WEIGHTS,
     RecordKeys,
     RecordWeights,
@@ -194,5 +195,38 @@ def rank_tree_units(
     values = [leaf.value for leaf in tree.leaves]
     model = shipped_model() if weights is DEFAULT_WEIGHTS else None
     if model is not None:
-        return model.rank(record_features(units, scores, query, tree.records(), values, costs), costs)
-    return record_scores(units, scores, query, costs, tree.records(), weights, values)
+        ranked = model.rank(record_features(units, scores, query, tree.records(), values, costs), costs)
+    else:
+        ranked = record_scores(units, scores, query, costs, tree.records(), weights, values)
+    return anchor_ids(ranked, tree.leaves, query)
+
+
+def anchor_ids(ranked: np.ndarray, leaves: Sequence[Any], query: str | None = None) -> np.ndarray:
+    """A record's id field ranks just above the best field kept inside that record.
+
+    A record of a list kept without its identifier (a bill's dates without its ``bill_id``) cannot be
+    named in the next tool call, so its best-ranked ``id``/``*_id`` field is taken before any other part
+    of it (nested parts included). Single objects (the root, an ``address``) are left as ranked, and so
+    is an id the query already states (the agent has it). ``leaves`` are the tree's leaves
+    (``steps``, ``value``, ``piece``), one per unit.
+    """
+    known = (query or "").lower()
+    id_of: dict[tuple[str | int, ...], int] = {}
+    for k, leaf in enumerate(leaves):
+        steps = leaf.steps
+        record_field = len(steps) >= 2 and isinstance(steps[-2], int) and isinstance(steps[-1], str)
+        scalar = leaf.value is not None and not isinstance(leaf.value, (dict, list))
+        if (record_field and scalar and leaf.piece < 0 and _STRICT_ID_KEY.search(str(steps[-1]))
+                and str(leaf.value).lower() not in known):
+            j = id_of.get(steps[:-1], -1)
+            if j < 0 or ranked[k] > ranked[j]:
+                id_of[steps[:-1]] = k
+    if not id_of:
+        return ranked
+    out = np.array(ranked, dtype=np.float64)
+    for k, leaf in enumerate(leaves):
+        for depth in range(len(leaf.steps)):
+            j = id_of.get(leaf.steps[:depth])
+            if j is not None and j != k and ranked[k] > 0:
+                out[j] = max(out[j], ranked[k] * (1 + 1e-6))
+    return out
