@@ -226,7 +226,7 @@ def anchor_ids(ranked: np.ndarray, leaves: Sequence[Any], query: str | None = No
     out = np.array(ranked, dtype=np.float64)
     for k, leaf in enumerate(leaves):
         for depth in range(len(leaf.steps)):
-            j = id_of.get(leaf.steps[:depth])
-            if j is not None and j != k and ranked[k] > 0:
-                out[j] = max(out[j], ranked[k] * (1 + 1e-6))
+            anchor = id_of.get(leaf.steps[:depth])
+            if anchor is not None and anchor != k and ranked[k] > 0:
+                out[anchor] = max(out[anchor], ranked[k] * (1 + 1e-6))
     return out
