@@ -29,6 +29,7 @@ from typing import Any
 from agent_tokred.overthinking import OverthinkingConfig, OverthinkingMonitor, split_trace
 from agent_tokred.overthinking.answers import extract_candidates, final_answer, mentions
 from agent_tokred.overthinking.monitor import Rule
+from agent_tokred.overthinking.online import StopRuleConfig
 from agent_tokred.tokens import TiktokenCounter
 
 ENCODING = TiktokenCounter("o200k_base")
@@ -62,12 +63,18 @@ def replay(
     chunk_tokens: int = 4,
     probe: Callable[[str], str | None] | None = None,
     config: OverthinkingConfig | None = None,
+    per_model: bool = True,
 ) -> dict[str, Any] | None:
-    """Stream one record through a monitor; the figures of its stop (``None``: not a trace)."""
+    """Stream one record through a monitor; the figures of its stop (``None``: not a trace).
+
+    ``per_model``: the online rule uses the threshold calibrated for the record's model
+    (``StopRuleConfig.for_model``); otherwise the default threshold (any model).
+    """
     split = split_trace(r["trace"])
     if split.form == "not_a_trace" or not split.thinking.strip():
         return None
-    mon = OverthinkingMonitor(question=r["question"], rule=rule, probe=probe, config=config)
+    stop_rule = StopRuleConfig.for_model(r["model"] if per_model else None)
+    mon = OverthinkingMonitor(question=r["question"], rule=rule, probe=probe, config=config, stop_rule=stop_rule)
     t0 = time.process_time()
     n = 0
     for piece in token_chunks(split.prefix + split.thinking + split.closing + split.answer, chunk_tokens):
@@ -101,7 +108,7 @@ def evaluate_stream(
     """Per model: removed %, answer kept %, extracted answer correct %, stops %, overshoot, CPU per chunk."""
     out: dict[str, dict[str, float]] = {}
     for model in MODELS:
-        before = after = reach = kept = correct = right = n = stops = 0
+        before = after = reach = kept = correct = right = n = stops = kept_ok = 0
         cpu: list[float] = []
         for r in recs:
             if r["model"] != model:
@@ -121,11 +128,13 @@ def evaluate_stream(
                 if final_answer(split.answer) == gold:
                     correct += 1
                     right += res["answer"] == gold
+                    kept_ok += bool(mentions(res["kept"], gold))
         out[model] = {
             "traces": n,
             "removed_pct": 100.0 * (before - after) / max(before, 1),
             "answer_kept_pct": 100.0 * kept / max(reach, 1),
             "extracted_correct_pct": 100.0 * right / max(correct, 1),
+            "kept_final_correct_pct": 100.0 * kept_ok / max(correct, 1),
             "stopped_pct": 100.0 * stops / max(n, 1),
             "cpu_us_per_chunk": 1e6 * statistics.median(cpu) if cpu else 0.0,
         }
@@ -189,8 +198,11 @@ def stream_results(
         }
 
     return {
-        "**stream: online stop rule** (tuned on dev)": evaluate_stream(test, replay),
-        "stream: online rule + probe simulated from the trace (2 agreeing)": evaluate_stream(
+        "**stream: online stop rule, per-model threshold** (tuned on dev)": evaluate_stream(test, replay),
+        "stream: online stop rule, default threshold (any model; tuned on dev)": evaluate_stream(
+            test, lambda r: replay(r, per_model=False)
+        ),
+        "stream: online rule (per-model threshold) + probe simulated from the trace (2 agreeing)": evaluate_stream(
             test, lambda r: replay(r, probe=latest_candidate_probe)
         ),
         f"stream: earlier convergence rule ({online_name})": evaluate_stream(
@@ -205,14 +217,15 @@ def stream_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Markdown table of stream-mode results."""
     lines = [
         "| method | model | traces | thinking tokens removed (not generated) % | answer kept % "
-        "| extracted answer correct % | streams stopped % | CPU per 4-token chunk (us, median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| kept, final answer correct % | extracted answer correct % | streams stopped % "
+        "| CPU per 4-token chunk (us, median) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
         for model, v in res.items():
             lines.append(
                 f"| {name} | {model} | {v['traces']:.0f} | {v['removed_pct']:.1f} | {v['answer_kept_pct']:.1f} | "
-                f"{v['extracted_correct_pct']:.1f} | {v['stopped_pct']:.1f} | {v['cpu_us_per_chunk']:.0f} |"
+                f"{v['kept_final_correct_pct']:.1f} | {v['extracted_correct_pct']:.1f} | {v['stopped_pct']:.1f} | {v['cpu_us_per_chunk']:.0f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -3,18 +3,21 @@
 Each dev trace is replayed through :class:`~agent_tokred.overthinking.online.OnlineStopRule` in
 recording mode: at every step opening the rule's features and its current answer are kept. A
 logistic model is fitted (numpy, L2, Newton steps) to predict "the answer the trace concludes
-with has already been stated" (the model's own conclusion, not the gold answer). The weights are then
-refined by coordinate ascent for the most thinking removed by the first opening scoring above 0.5
-while the gold answer stays in the kept thinking in at least ``target`` % of the dev traces of each
-model (among those whose full thinking reaches it).
+with has already been stated" (the model's own conclusion, not the gold answer). Then, per model,
+the bias is shifted (a stricter or looser threshold) to remove the most thinking with the first
+opening scoring above 0.5 while the gold answer stays in the kept thinking in at least ``--min-kept``
+% of that model's dev traces (among those whose full thinking reaches it). The shipped weights
+carry the strictest model's shift (the default for any model); the other models' thresholds go
+in ``MODEL_THRESHOLDS`` (``StopRuleConfig.for_model``).
 
-Run: ``python -m bench._overthinking_tune`` (prints the weights to paste into
-``agent_tokred/overthinking/_stop_features.py``; the shipped ones: ``--target 98.5``, the default).
+Run: ``python -m bench._overthinking_tune`` (prints the weights and thresholds to paste into
+``agent_tokred/overthinking/_stop_features.py``; the shipped ones: the defaults, ``--min-kept 99``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,49 +86,48 @@ def fit(recs: Sequence[dict[str, Any]], l2: float = 1.0, iters: int = 30) -> dic
     return {k: round(float(v), 3) for k, v in zip(FEATURES, w)}
 
 
-def refine(
-    groups: Sequence[Sequence[dict[str, Any]]], start: dict[str, float], target: float, rounds: int = 12
-) -> tuple[dict[str, float], tuple[float, float]]:
-    """Coordinate ascent on the dev objective: most removal with answer kept >= ``target`` % per model.
+def calibrate(
+    groups: Sequence[Sequence[dict[str, Any]]], w: np.ndarray, min_kept: float, step: float = 0.05
+) -> list[float]:
+    """Per model group, the bias shift removing the most on dev with answer kept >= ``min_kept`` %.
 
-    Starts from the logistic weights, first shifting the bias (the threshold), then moving one
-    weight at a time by +-0.5, 0.2, 0.1 while the objective improves. The stop is ``x @ w > 0``.
+    Shifts run from -8 to 0 (a negative shift is a stricter rule than the logistic fit's own 0.5).
     """
-
-    def score(w: np.ndarray) -> float:
-        removed, kept = objective(groups, w)
-        return removed - (1000.0 * (target - kept) if kept < target else 0.0)
-
-    w = np.array([start.get(k, 0.0) for k in FEATURES])
-    shifts = [w + np.eye(len(w))[0] * b for b in np.arange(-8.0, 8.0, 0.1)]
-    w = max(shifts, key=score)
-    best = score(w)
-    for _ in range(rounds):
-        improved = False
-        for j in range(len(w)):
-            for d in (0.5, -0.5, 0.2, -0.2, 0.1, -0.1):
-                trial = w.copy()
-                trial[j] += d
-                s = score(trial)
-                if s > best + 1e-9:
-                    w, best, improved = trial, s, True
-        if not improved:
-            break
-    return {k: round(float(v), 3) for k, v in zip(FEATURES, w)}, objective(groups, w)
+    shifts = []
+    for traces in groups:
+        best, best_removed = -8.0, -1.0
+        for b in np.arange(-8.0, step / 2, step):
+            trial = w.copy()
+            trial[0] += b
+            removed, kept = objective([traces], trial)
+            if kept >= min_kept and removed > best_removed:
+                best, best_removed = float(b), removed
+        shifts.append(round(best, 2))
+    return shifts
 
 
 def main() -> None:
     from bench.bench_overthinking import MODELS, load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=float, default=98.5, help="answer kept %% to reach on dev")
+    parser.add_argument("--min-kept", type=float, default=99.0, help="answer kept %% to reach on dev, per model")
     parser.add_argument("--l2", type=float, default=1.0)
     args = parser.parse_args()
     dev = [r for r in load() if r["split"] == "dev"]
     groups = [_stack(dev, m) for m in MODELS]
-    weights, (removed, kept) = refine(groups, fit(dev, l2=args.l2), args.target)
-    print("DEFAULT_WEIGHTS =", weights)
-    print(f"dev (step-level replay): mean removed {removed:.1f} %, min answer kept {kept:.1f} %")
+    fitted = fit(dev, l2=args.l2)
+    w = np.array([fitted[k] for k in FEATURES])
+    shifts = calibrate(groups, w, args.min_kept)
+    strict = min(shifts)  # the default (any model): the strictest model's shift
+    w[0] += strict
+    print("DEFAULT_WEIGHTS =", {k: round(float(v), 3) for k, v in zip(FEATURES, w)})
+    thresholds = {m: round(1.0 / (1.0 + math.exp(s - strict)), 4) for m, s in zip(MODELS, shifts)}
+    print("MODEL_THRESHOLDS =", thresholds)
+    for m, g, s in zip(MODELS, groups, shifts):
+        trial = w.copy()
+        trial[0] += s - strict
+        removed, kept = objective([g], trial)
+        print(f"dev {m} (step-level replay): removed {removed:.1f} %, answer kept {kept:.1f} %")
 
 
 def _stack(recs: Sequence[dict[str, Any]], model: str) -> list[dict[str, Any]]:

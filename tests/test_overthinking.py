@@ -461,6 +461,8 @@ REDUNDANT = (
     + "Wait, let me double-check that again very carefully: 9 * 60 = 540.\n\n"
     * 40
 )
+# The question the trace answers: the online rule reads its numbers and what it asks.
+REDUNDANT_Q = "James runs 3 sprints 3 times a week, 60 meters each. How many meters a week?"
 
 
 def test_stream_monitor_stops_early_and_returns_the_text() -> None:
@@ -471,7 +473,7 @@ def test_stream_monitor_stops_early_and_returns_the_text() -> None:
             consumed.append(c)
             yield c
 
-    stream = monitor_stream(source(), config=_config(k=2))
+    stream = monitor_stream(source(), config=_config(k=2), question=REDUNDANT_Q)
     out = "".join(stream)
     assert stream.stopped and stream.stable_answer == "540"
     assert out == stream.text == "".join(consumed)
@@ -491,7 +493,7 @@ async def test_async_stream_monitor_with_message_chunks() -> None:
             yield AIMessageChunk(content="", additional_kwargs={"reasoning_content": c})
         yield AIMessageChunk(content="The answer is 540.")
 
-    stream = amonitor_stream(source(), config=_config(k=2))
+    stream = amonitor_stream(source(), config=_config(k=2), question=REDUNDANT_Q)
     got = [c async for c in stream]
     assert stream.stopped and len(got) < len(REDUNDANT) / 11 / 4
     assert stream.kept_reasoning.count("540") >= 3
@@ -499,7 +501,7 @@ async def test_async_stream_monitor_with_message_chunks() -> None:
 
 def test_callback_handler_stops_a_streaming_chat_model() -> None:
     model = GenericFakeChatModel(messages=iter([AIMessage(REDUNDANT + "</think>540")]))
-    handler = OverthinkingCallbackHandler(config=_config(k=2))
+    handler = OverthinkingCallbackHandler(config=_config(k=2), question=REDUNDANT_Q)
     received = []
     with pytest.raises(OverthinkingStop) as info:
         for chunk in model.stream("q", config={"callbacks": [handler]}):

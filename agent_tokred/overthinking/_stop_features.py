@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ._dataflow import DATAFLOW_FEATURES
+
 CHECK = re.compile(
     r"double[- ]?check|verif|confirm|make sure|re-?check|\bcheck|cross-?check|another (?:way|approach|method)|"
     r"alternatively|to be (?:sure|safe|thorough)|re-?calculat|recomput",
@@ -59,39 +61,64 @@ FEATURES = (
     "checks_since",
     "check_x_support",
     "reflection_x_mentions",
+    *DATAFLOW_FEATURES,
 )
 
-#: Fitted on the even half of the dev traces (``python -m bench._overthinking_tune``); a stop is a score > 0.5.
+#: Fitted on the even half of the dev traces (``python -m bench._overthinking_tune``): a logistic fit, its
+#: bias shifted to the strictest model's dev calibration; a stop is a score > 0.5 (the default threshold).
 DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
-        "bias": -8.084,
-        "reflection": 0.682,
-        "check_turn": 0.399,
-        "support": 0.155,
-        "mentions": 1.367,
-        "strong": 4.171,
-        "has_answer": 1.614,
-        "prev_concluded": -0.175,
-        "prev_confirms": 0.886,
-        "prev_redundancy": -0.438,
-        "age": 0.252,
-        "recent_values": 0.399,
-        "ask_overlap": 2.617,
-        "length": 0.733,
-        "reflection_share": -1.023,
-        "question_number": 0.13,
+        "bias": -8.73,
+        "reflection": 0.698,
+        "check_turn": 0.316,
+        "support": 0.191,
+        "mentions": 0.93,
+        "strong": 2.701,
+        "has_answer": 0.621,
+        "prev_concluded": -0.129,
+        "prev_confirms": 0.506,
+        "prev_redundancy": -0.508,
+        "age": 0.152,
+        "recent_values": 0.119,
+        "ask_overlap": 1.216,
+        "length": 0.542,
+        "reflection_share": -0.078,
+        "question_number": 0.193,
         "answer_word": 0.35,
-        "agrees_weak": -0.56,
-        "coverage": 0.691,
-        "after_coverage": -0.591,
-        "since_coverage": 0.723,
-        "explore_turn": -0.509,
-        "stable": -1.5,
-        "checks_since": 2.246,
-        "check_x_support": 0.86,
-        "reflection_x_mentions": -0.19,
+        "agrees_weak": -0.455,
+        "coverage": 1.564,
+        "after_coverage": -0.476,
+        "since_coverage": 0.282,
+        "explore_turn": -0.407,
+        "stable": -1.412,
+        "checks_since": 1.867,
+        "check_x_support": 0.805,
+        "reflection_x_mentions": -0.208,
+        "open_results": -0.664,
+        "open_any": 1.035,
+        "latest_used": 0.341,
+        "n_results": 1.115,
+        "used_coverage": -0.917,
+        "since_used_coverage": 0.741,
     }
 )
+
+#: Per-model stop thresholds calibrated on the dev half (the most thinking removed with the gold answer
+#: kept in >= 99% of that model's dev traces); any other model gets the default 0.5 (the strictest).
+MODEL_THRESHOLDS: Mapping[str, float] = MappingProxyType({"deepseek-r1": 0.1824, "qwq-32b": 0.5})
+
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def model_threshold(model: str | None) -> float:
+    """The calibrated stop threshold of a model name (:data:`DEFAULT_THRESHOLD` when it has none)."""
+    name = (model or "").lower()
+    if "qwq" in name:
+        return MODEL_THRESHOLDS["qwq-32b"]
+    if ("deepseek-r1" in name or "deepseek-reasoner" in name) and "distill" not in name:
+        return MODEL_THRESHOLDS["deepseek-r1"]
+    return DEFAULT_THRESHOLD
 
 
 def word_numbers(text: str) -> set[str]:

@@ -10,7 +10,7 @@ Nothing is stopped once the answer part has begun. ``rule="convergence"`` keeps 
 (the detector re-run in online mode at each new step: ``k`` re-derivations, then a re-check).
 
 Example:
-    >>> m = OverthinkingMonitor()
+    >>> m = OverthinkingMonitor(question="James runs 3 sprints 3 times a week, 60 meters each. How many meters a week?")
     >>> chunks = ["He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n", "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n", "So the answer is 540.\\n\\n", "Wait, let me verify the whole thing once more from the start."]
     >>> [m.feed_text(c) for c in chunks]
     [False, False, False, True]

@@ -16,7 +16,7 @@ reflection turn, and a probe (ask the model for its answer at a checkpoint; stop
 consecutive probe answers agree).
 
 Example:
-    >>> rule = OnlineStopRule()
+    >>> rule = OnlineStopRule(question="James runs 3 sprints 3 times a week, 60 meters each. How many meters a week?")
     >>> text = ("He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n"
     ...         "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n"
     ...         "So the answer is 540.\\n\\nWait, let me verify the whole thing once more from the start.")
@@ -33,15 +33,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._dataflow import Dataflow
 from ._incremental import IncrementalSteps, StreamStep
 from ._stop_features import (
     ANSWER_WORD,
     ASK,
     CHECK,
     CONFIRM,
+    DEFAULT_THRESHOLD,
     DEFAULT_WEIGHTS,
     EXPLORE,
     FEATURES,
+    model_threshold,
     sentence_at,
     word_numbers,
 )
@@ -52,8 +55,6 @@ _HEAD = 40  # characters of a step's opening that its features read
 
 #: A probe: given the thinking so far, the model's answer if it concluded now (``None``: no answer).
 Probe = Callable[[str], "str | None"]
-
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,19 @@ class StopRuleConfig:
                 raise InvalidInputError(f"{name}={value!r}; must be in [0, 1]")
         if self.probe_k < 1 or self.min_chars < 0:
             raise InvalidInputError(f"probe_k={self.probe_k!r} must be >= 1 and min_chars={self.min_chars!r} >= 0")
+
+    @classmethod
+    def for_model(cls, model: str | None, **options: Any) -> StopRuleConfig:
+        """Settings with the stop threshold calibrated on the dev traces of ``model`` (see ``MODEL_THRESHOLDS``).
+
+        ``"deepseek-r1"`` / ``"deepseek-reasoner"`` (not its distilled models) and names containing
+        ``"qwq"`` have thresholds; any other model gets the default, the strictest one.
+
+        Args:
+            model: the reasoning model's name as the provider spells it (``None``: the default).
+            **options: other :class:`StopRuleConfig` fields.
+        """
+        return cls(threshold=model_threshold(model), **options)
 
 
 @dataclass(frozen=True)
@@ -181,6 +195,7 @@ class OnlineStopRule:
         self.probe_answers: list[str | None] = []
         self.probe_request: _ProbeRequest | None = None
         self._c = _Candidates()
+        self._flow = Dataflow(self._qnums)
         self._seen_words: set[str] = set()
         self._prev_text = ""
         self._prev_last: str | None = None
@@ -245,6 +260,7 @@ class OnlineStopRule:
         for value in dict.fromkeys(x.value for x in cands if x.strength >= 1):
             c.mentions[value] = c.mentions.get(value, 0) + 1
         c.strong.update(x.value for x in cands if x.strength >= 3)
+        self._flow.close(step.text, step.start, step.index, cands)
         if derived and derived[-1].value != c.latest:
             c.changed_step, c.checks_since = step.index, 0
         elif step.reflection and CHECK.search(step.text[:_HEAD]) is not None:
@@ -298,6 +314,7 @@ class OnlineStopRule:
         f["coverage"] = len(self._covered) / len(self._qall) if self._qall else 1.0
         if self._coverage_step is not None:
             f["since_coverage"] = math.log1p(n_closed - self._coverage_step)
+        f.update(self._flow.features(latest, c.latest_weak, index))
         if latest is None:
             return f
         f["has_answer"] = 1.0

@@ -7,7 +7,7 @@ nothing is imported from LangChain here).
 
 Example:
     >>> parts = ["He runs 3 * 3 = 9 sprints. So 9 * 60 = 540 meters.\\n\\nSo the total is 540 meters a week.\\n\\n", "Wait, let me double-check: 3 * 60 = 180 per session, 180 * 3 = 540. Yes, that's correct: 540 meters.\\n\\n", "So the answer is 540.\\n\\n", "Wait, let me verify the whole thing once more from the start.", "never read"]
-    >>> s = monitor_stream(parts)
+    >>> s = monitor_stream(parts, question="James runs 3 sprints 3 times a week, 60 meters each. How many meters a week?")
     >>> _ = list(s); s.stopped, s.stable_answer, s.text.endswith("from the start.")
     (True, '540', True)
 """
