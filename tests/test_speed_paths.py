@@ -146,3 +146,20 @@ def test_protected_spans_line_by_line_equal_the_whole_text_scan(text: str) -> No
     from agent_tokred._protected_fast import protected_spans_of
 
     assert protected_spans_of(text) == [m.span() for m in PROTECTED.finditer(text)]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_JSON, st.integers(min_value=0, max_value=120))
+def test_length_bound_never_exceeds_the_compact_dump(value: object, limit: int) -> None:
+    from agent_tokred.strategies.structured import _longer_than, dumps
+
+    if _longer_than(value, limit):
+        assert len(dumps(value)) > limit
+    assert not _longer_than(value, len(dumps(value)))  # a lower bound: never above the real length

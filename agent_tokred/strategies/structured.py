@@ -95,10 +95,12 @@ class JsonUnits:
 
         def walk(value: Any, path: str, steps: tuple[str | int, ...], label: str) -> None:
             nonlocal group
-            dumped = dumps(value)
             is_container = isinstance(value, (dict, list)) and len(value) > 0
             text = _splittable_text(value)
-            if len(dumped) <= max_unit_chars or not (is_container or text is not None):
+            splittable = is_container or text is not None
+            # a large container is cut without dumping it whole first (only units are dumped)
+            dumped = "" if splittable and _longer_than(value, max_unit_chars) else dumps(value)
+            if dumped and (len(dumped) <= max_unit_chars or not splittable):
                 shown = value.unit_text if hasattr(value, "unit_text") else dumped
                 add(f"{label}: {shown}" if label else shown, path, steps, value)
                 return
@@ -193,6 +195,25 @@ class JsonUnits:
 def unit_chars_for(budget_tokens: int) -> int:
     """How large (in compact characters) a tree node may be and still be one unit, for a budget."""
     return max(16, min(400, budget_tokens))
+
+
+def _longer_than(value: Any, limit: int) -> bool:
+    """Whether compact JSON of ``value`` is surely over ``limit`` characters: a lower bound on its length
+    (strings with their quotes, one character per other leaf, brackets and separators), stopping early."""
+    stack, size = [value], 0
+    while stack and size <= limit:
+        v = stack.pop()
+        if isinstance(v, str):
+            size += len(v) + 2
+        elif isinstance(v, dict):
+            size += 1 + 2 * len(v) + sum(len(k) + 2 if isinstance(k, str) else 1 for k in v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            size += 1 + len(v)
+            stack.extend(v)
+        else:
+            size += 1
+    return size > limit
 
 
 def _record_dict(value: Any) -> bool:
