@@ -238,13 +238,18 @@ def protect_candidates(
         v = value.lower()
         if k < len(prose) and prose[k]:
             out[k] = any(sp in v for sp in spans)
-        elif codes and any(t in codes for t in _TOKEN.findall(unit.text.lower())):
+        elif codes and _holds_code(unit.text.lower(), codes):
             out[k] = True
         else:
             value_k = values[k] if k < len(values) else None
             pairs = list(value_k.items()) if isinstance(value_k, dict) else [(key, v)]
             out[k] = any(_names_id(str(kk), str(vv).lower(), low) for kk, vv in pairs)
     return out if sum(out) <= 3 else [False] * len(units)
+
+
+def _holds_code(low: str, codes: set[str]) -> bool:
+    """A token of ``low`` is one of ``codes`` (a code that is no substring cannot be a token: no scan)."""
+    return any(c in low for c in codes) and any(t in codes for t in _TOKEN.findall(low))
 
 
 def _names_id(key: str, value: str, query: str) -> bool:
