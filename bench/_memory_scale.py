@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 
 from agent_tokred.integration.store import MergingStore
-from agent_tokred.models import embed_query
+from agent_tokred.store.query_embedding import default_query_embedder
 
 from .common import markdown_table
 
@@ -41,7 +41,7 @@ class RandomDocsMiniLMQueries(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         if self.queries == "random":
             return self.embed_documents([text])[0]
-        return embed_query(text).tolist()  # what the store does with its default MiniLM
+        return default_query_embedder()(text).tolist()  # what the store does with its default MiniLM
 
 
 def pct_ms(values: list[float], q: float) -> float:
@@ -73,7 +73,7 @@ def run_scale(inner: Any, backend: str, n: int, questions: list[str], texts: lis
 
     cold = _timed(search, new)
     repeated = _timed(search, new[: len(questions)])
-    embed_only = _timed(embed_query, new[:40])
+    embed_only = _timed(default_query_embedder(), new[:40])
     store.embeddings = RandomDocsMiniLMQueries(seed=1, queries="random")  # query given as a vector
     store_only = _timed(search, new)
     return {

@@ -41,8 +41,9 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
 from agent_tokred.integration.store import MergingStore
-from agent_tokred.models import cache_dir, embed_query
+from agent_tokred.models import cache_dir
 from agent_tokred.models import embed as minilm
+from agent_tokred.store.query_embedding import default_query_embedder
 
 from ._memory_history import Fact, build_history
 from ._memory_scale import pct_ms, run_scale, scale_table
@@ -78,7 +79,7 @@ class CachedMiniLM(Embeddings):
         return [self.cache[self._key(t)].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
-        return embed_query(text).tolist()
+        return default_query_embedder()(text).tolist()  # the store's own query path
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

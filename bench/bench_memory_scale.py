@@ -100,11 +100,11 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 
 
 def _embedders() -> dict[str, Any]:
-    """The two query paths timed: the store's default (fp32) and the int8 one."""
+    """The two query paths timed: fp32 (equal to sentence-transformers) and int8 (the store's default)."""
     from agent_tokred.integration.store._support import MiniLMEmbeddings
     from agent_tokred.store.query_embedding import QueryEmbedder
 
-    return {"fp32": MiniLMEmbeddings(), "int8": MiniLMEmbeddings(QueryEmbedder(quantize=True))}
+    return {"fp32": MiniLMEmbeddings(QueryEmbedder()), "int8": MiniLMEmbeddings(QueryEmbedder(quantize=True))}
 
 
 def _search_once(store: Any, ns: tuple[str, ...], question: str, times: dict[str, list[float]], tag: str) -> list[str]:
@@ -305,12 +305,13 @@ def table(results: list[dict[str, Any]], cmd: str, base_n: int) -> str:
         f"{base_n:,} real MiniLM vectors of NQ passage sentences (not the planted ones), each filler vector = "
         f"normalize(base + {fill.SIGMA} * gaussian / sqrt(384)), written with COPY as live row + index record + "
         "vector row (what a put writes), then the HNSW and namespace indexes built and the table vacuumed. "
-        "Search = end to end with a new query, embedded by the store's default query path (fp32 MiniLM through "
-        "`QueryEmbedder`: tokenizer + transformer forward, one thread, no padding, mean pooling; equal to "
+        "Search = end to end with a new query, embedded by the fp32 query path (MiniLM through "
+        "`QueryEmbedder()`: tokenizer + traced transformer forward, one thread, no padding, mean pooling; equal to "
         "sentence-transformers' vector) (its CPU: thread time of this process, the part of the wall time "
         "that is not waiting for a core or for PostgreSQL); MiniLM = the query embedding alone; store only = the same search "
         "again (query vector cached); SQL only = `PgVectors.search` alone; int8 = the same question searched "
-        "with `QueryEmbedder(quantize=True)` (dynamic int8 Linear layers, per-channel), the two paths alternating "
+        "with `QueryEmbedder(quantize=True)` (dynamic int8 Linear layers, per-channel; the store's default), the "
+        "two paths alternating "
         "which goes first, its recall against the exact search with the fp32 query vector. Own-namespace searches are exact in SQL "
         "(a namespace holds <= 20k vectors, read from the covering index in namespace order); all-namespace "
         "searches go through HNSW (m=16, ef_construction=64, ef_search=100, iterative scan). "

@@ -56,9 +56,9 @@ class MiniLMEmbeddings(FunctionEmbeddings):
     """The shipped MiniLM: batches for documents, the low-latency query path for queries.
 
     Args:
-        query: the query embedder (default: the process-wide fp32 one-thread
-            :class:`~agent_tokred.store.query_embedding.QueryEmbedder`, equal to sentence-transformers'
-            vectors; ``QueryEmbedder(quantize=True)`` is the int8 one).
+        query: the query embedder (default: the process-wide int8 one-thread
+            :class:`~agent_tokred.store.query_embedding.QueryEmbedder`; ``QueryEmbedder()`` is the fp32
+            one, equal to sentence-transformers' vectors).
     """
 
     def __init__(self, query: QueryEmbedder | None = None) -> None:
