@@ -56,7 +56,12 @@ class Unit:
 
 
 _PARA_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_SENT_END = re.compile(r"(?:[.!?…]+[\"'”’)\]]*|[。！？]+[」』）]*)(?=\s|$)|[。！？]+[」』）]*|\n")
+#: = ``(?:[.!?…]+["'”’)\]]*|[。！？]+[」』）]*)(?=\s|$)|[。！？]+[」』）]*|\n``, written to start with one character
+#: class (the branches then tell by look-behind which one it was), so the engine skips to candidates.
+_SENT_END = re.compile(
+    r"[.!?…。！？\n](?:(?<=[.!?…])[.!?…]*[\"'”’)\]]*(?=\s|$)|(?<=[。！？])[。！？]*[」』）]*(?=\s|$)"
+    r"|(?<=[。！？])[。！？]*[」』）]*|(?<=\n))"
+)
 
 
 def segment(text: str, granularity: Granularity = "sentence") -> list[Unit]:

@@ -133,3 +133,13 @@ def test_mask_written_out_equals_the_listed_conditions(text: str) -> None:
     from agent_tokred._protected_fast import _mask, reference_mask
 
     assert _mask(text) == reference_mask(text)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from(list(".!?…。！？\n \t\"'”’)]」』）aZ1") + ["...", "?!", ".”", "。」"]), max_size=30)
+       .map("".join))
+def test_sentence_end_pattern_matches_the_old_one(text: str) -> None:
+    import re
+
+    old = re.compile(r"(?:[.!?…]+[\"'”’)\]]*|[。！？]+[」』）]*)(?=\s|$)|[。！？]+[」』）]*|\n")
+    assert [m.span() for m in _SENT_END.finditer(text)] == [m.span() for m in old.finditer(text)]
