@@ -8,8 +8,9 @@
 * Tool outputs (``--tools K``): the first ``K`` test-split cases per family of :mod:`bench._tool_cases`,
   evidence kept at 50 / 30 / 15 %.
 * Speed, per criterion in a fresh child process (so cold means cold): tokens/s of the criterion alone on
-  one ~1.7k-token input (14 NQ passages), the first call (model load included) and the median of warm calls, the model's
-  resident memory the first call adds (the model, torch already imported).
+  one ~1.7k-token input (14 NQ passages), the first call (model load included), the median of warm calls on the
+  same text with new questions and on new texts, the model's resident memory the first call adds (the model,
+  torch already imported).
 
 Run: ``python -m bench.bench_criteria [--n 200] [--criteria a,b] [--limit self_information=60] [--tools 4]
 [--tools-criteria a,b] [--no-speed] [--repeats 3] [--out bench/out]``.
@@ -79,7 +80,7 @@ CRITERIA: dict[str, tuple[str | None, Callable[[], Any]]] = {
     "attention (smollm2)": ("attention-smollm2-v2", lambda: _attention(model="smollm2", window=512)),
     "attention (minilm, v1 settings)": ("attention-minilm-v1",
                                        lambda: _attention(heads=None, layers=(2,), block_weight=0.0)),
-    "self_information": ("self_information-ql-v1", lambda: _self_information()),
+    "self_information": ("self_information-ql-v1", lambda: _self_information(kv_cache_mb=1024)),
     "self_information (contrastive)": ("self_information-contrastive-v1",
                                        lambda: _self_information(mode="contrastive")),
 }
@@ -114,10 +115,32 @@ def run_nq_rows(items: list[dict[str, Any]], names: Sequence[str], limits: dict[
         if not subset:
             print(f"  nq {name}: no scored questions (raise --limit)", file=sys.stderr)
             continue
+        if hasattr(crit, "has"):
+            prescore(subset, crit)
         res = run_nq(subset, {name: crit}, {})[name]
         res["fresh_calls"] = getattr(crit, "fresh_calls", len(subset))
         out[name] = res
     return out
+
+
+def prescore(items: list[dict[str, Any]], crit: Any) -> None:
+    """Score the items a disk-cached criterion has not scored yet, in unit-sharing order, with progress."""
+    from agent_tokred.units import segment
+
+    from ._criteria_order import overlap_order
+
+    units = [segment(it["text"], "sentence") for it in items]
+    todo = [i for i, us in enumerate(units) if not crit.has(us, items[i]["question"])]
+    order = overlap_order([{u.text.strip() for u in units[i]} for i in todo])
+    started = time.perf_counter()
+    for done, k in enumerate(order, 1):
+        i = todo[k]
+        crit(units[i], items[i]["question"])
+        if done % 5 == 0 or done == len(order):
+            kv = getattr(crit.inner, "_kv_cache", None)
+            hits = f", kv cache hits {kv.hits}/{kv.hits + kv.misses}" if kv is not None else ""
+            print(f"  prescore {crit.name}: {done}/{len(order)} new in {time.perf_counter() - started:.0f} s{hits}",
+                  file=sys.stderr, flush=True)
 
 
 def run_tools(per_family: int, names: Sequence[str]) -> dict[str, Any]:
@@ -150,30 +173,37 @@ def run_tools(per_family: int, names: Sequence[str]) -> dict[str, Any]:
 
 
 def speed_one(name: str, repeats: int) -> dict[str, Any]:
-    """Cold and warm tokens/s of one criterion alone (run in a fresh process), model memory, peak RSS."""
+    """Cold and warm tokens/s of one criterion alone (run in a fresh process), model memory.
+
+    Warm is measured twice: on the same text with a new question (what an agent re-compressing its
+    context for the next question sees; per-unit caches hit) and on new texts of the same shape
+    (14 other NQ passages each; nothing seen before).
+    """
     from agent_tokred.tokens import resolve_counter
     from agent_tokred.units import segment
 
-    rows = read_jsonl_gz("nq_oracle_dev.jsonl.gz", limit=40)
-    text = "\n\n".join(r["ctxs"][0]["text"] for r in rows[:14])
-    tokens = resolve_counter("o200k_base").count(text)
-    units = segment(text, "sentence")
+    rows = read_jsonl_gz("nq_oracle_dev.jsonl.gz", limit=14 * (repeats + 1))
+    counter = resolve_counter("o200k_base")
+    texts = ["\n\n".join(r["ctxs"][0]["text"] for r in rows[14 * k : 14 * k + 14]) for k in range(repeats + 1)]
+    units = [segment(t, "sentence") for t in texts]
     crit = CRITERIA[name][1]()
     if CRITERIA[name][0] is not None:
         import torch  # noqa: F401  (imported first, so the memory measured below is the model's)
     before = _rss_mb()
-    started = time.perf_counter()
-    crit(units, rows[0]["question"])
-    cold = time.perf_counter() - started
+    cold = _timed(crit, units[0], rows[0]["question"])
     model_mb = _rss_mb() - before
-    warm = []
-    for k in range(repeats):
-        started = time.perf_counter()
-        crit(units, rows[k + 1]["question"])
-        warm.append(time.perf_counter() - started)
-    return {"input_tokens": tokens, "cold_s": cold, "warm_s": statistics.median(warm),
-            "tokens_per_s_cold": tokens / cold, "tokens_per_s_warm": tokens / statistics.median(warm),
-            "model_mb": model_mb}
+    warm = statistics.median(_timed(crit, units[0], rows[k + 1]["question"]) for k in range(repeats))
+    fresh = [counter.count(texts[k]) / _timed(crit, units[k], rows[14 * k]["question"]) for k in range(1, repeats + 1)]
+    tokens = counter.count(texts[0])
+    return {"input_tokens": tokens, "cold_s": cold, "warm_s": warm,
+            "tokens_per_s_cold": tokens / cold, "tokens_per_s_warm": tokens / warm,
+            "tokens_per_s_warm_new_text": statistics.median(fresh), "model_mb": model_mb}
+
+
+def _timed(crit: Any, units: Any, query: str) -> float:
+    started = time.perf_counter()
+    crit(units, query)
+    return time.perf_counter() - started
 
 
 def _rss_mb() -> float:
@@ -212,19 +242,22 @@ def _cmd(args: argparse.Namespace) -> str:
 def report(raw: dict[str, Any], cmd: str) -> str:
     from .bench_engine import RATES
 
-    speed = raw.get("speed", {})
+    speed: dict[str, dict[str, Any]] = raw.get("speed", {})
     rows = []
     for name, v in raw["nq"].items():
         s = speed.get(name, {})
         rows.append([name, v["n"], *[v["rates"][str(r)]["retention"] for r in RATES],
                      sum(v["rates"][str(r)]["over_budget"] for r in RATES),
-                     s.get("tokens_per_s_cold", "-"), s.get("tokens_per_s_warm", "-"), s.get("model_mb", "-")])
+                     s.get("tokens_per_s_cold", "-"), s.get("tokens_per_s_warm", "-"),
+                     s.get("tokens_per_s_warm_new_text", "-"), s.get("model_mb", "-")])
     md = ["### Criteria: NQ answer retention and speed (one run)\n",
           markdown_table(["criterion", "n", *[f"keep {int(r * 100)}%" for r in RATES], "over budget",
-                          "tokens/s cold", "tokens/s warm", "model MB (RSS added)"], rows,
+                          "tokens/s cold", "tokens/s warm (same text, new question)", "tokens/s warm (new text)",
+                          "model MB (RSS added)"], rows,
                          f"NQ: build_nq(200) items (gold + 19 hard distractors), sentence units, o200k_base; "
                          f"speed on one {next(iter(speed.values()), {}).get('input_tokens', '?')}-token input, "
-                         f"criterion alone, fresh process per criterion, 2 shared CPU cores. Command: `{cmd}`")]
+                         f"criterion alone, fresh process per criterion, 2 shared CPU cores, "
+                         f"{_threads()}. Command: `{cmd}`")]
     if "tools" in raw:
         t = raw["tools"]
         md += [f"\n### Criteria on real tool outputs ({t['cases']} test cases: the first {t.get('per_family', '')} "
@@ -234,6 +267,13 @@ def report(raw: dict[str, Any], cmd: str) -> str:
                               [[k, *[v["evidence"][str(r)] for r in RATES_TOOLS], v["over_budget"]]
                                for k, v in t.items() if isinstance(v, dict)], f"Command: `{cmd}`")]
     return "\n".join(md)
+
+
+def _threads() -> str:
+    import os
+
+    n = os.environ.get("AGENT_TOKRED_TORCH_THREADS", "")
+    return f"torch threads {n}" if n else "torch threads: default"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

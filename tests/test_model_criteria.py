@@ -248,6 +248,27 @@ def test_long_input_runs_in_several_windows(crit: AttentionCriterion | SelfInfor
 
 
 @pytest.mark.model
+@pytest.mark.parametrize("question", [EIFFEL_QUERY, "Who designed the glass pyramid?", "What damaged the roof?"])
+def test_query_likelihood_split_passes_equal_the_joint_pass_on_smollm2(question: str) -> None:
+    from agent_tokred.criteria._query_likelihood import (
+        PrefixKVCache,
+        query_likelihood,
+        query_likelihood_padded,
+    )
+
+    tok, lm = models.load_causal_lm()
+    texts = [u.text for u in segment(EIFFEL, "sentence")]
+    prompt = SelfInformationCriterion()._prompt_ids(tok, question, False)
+    want = query_likelihood_padded(lm, tok, texts, prompt, 64, 16)
+    cache = PrefixKVCache(64)
+    for _ in range(2):  # computed, then from the cache
+        got = query_likelihood(lm, tok, texts, prompt, 64, 16, cache)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert (np.argsort(got, kind="stable") == np.argsort(want, kind="stable")).all()
+    assert cache.hits == len(set(t.strip() for t in texts))
+
+
+@pytest.mark.model
 def test_attention_works_with_a_causal_lm() -> None:
     units = segment(EIFFEL, "sentence")
     scores = AttentionCriterion(model="smollm2", window=128)(units, EIFFEL_QUERY)

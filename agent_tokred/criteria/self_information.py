@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +44,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..models import load_causal_lm
 from ..units import Unit
+from ._query_likelihood import PrefixKVCache, query_likelihood, start_ids
 from ._windows import add_block_score, pad_batch, pool_token_scores, window_starts
 from .base import unit_texts_with_offsets
 
@@ -73,6 +74,8 @@ class SelfInformationCriterion:
         max_query_tokens: longer queries are cut to their first tokens.
         max_unit_tokens: ``query_likelihood`` reads at most this many tokens of a unit (its start).
         block_weight: ``query_likelihood`` only: weight of the block's best unit score added to each unit's.
+        kv_cache_mb: ``query_likelihood`` only: memory for the key/value states of units already seen (a
+            unit scored again, for another question, skips its own pass; same scores); 0 turns it off.
 
     Example:
         >>> crit = SelfInformationCriterion(mode="surprisal", window=256)
@@ -91,6 +94,8 @@ class SelfInformationCriterion:
     max_query_tokens: int = 128
     max_unit_tokens: int = 64
     block_weight: float = 0.5
+    kv_cache_mb: float = 256.0
+    _kv_cache: PrefixKVCache | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -104,6 +109,10 @@ class SelfInformationCriterion:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
         if not 0 <= self.overlap <= self.window // 2:
             raise ValueError(f"overlap must be in [0, window // 2], got {self.overlap!r}")
+        if not self.kv_cache_mb >= 0:
+            raise ValueError(f"kv_cache_mb must be >= 0, got {self.kv_cache_mb!r}")
+        if self.kv_cache_mb > 0:  # frozen: the cache is state, not configuration
+            object.__setattr__(self, "_kv_cache", PrefixKVCache(self.kv_cache_mb))
 
     def resolved_mode(
         self, query: str | None
@@ -126,9 +135,9 @@ class SelfInformationCriterion:
         mode = self.resolved_mode(query)
         if mode == "query_likelihood" and query is not None:
             scores_ql = query_likelihood(model, tok, [u.text for u in units], self._prompt_ids(tok, query, False),
-                                         self.max_unit_tokens, self.batch_size * 8)
+                                         self.max_unit_tokens, self.batch_size * 8, self._kv_cache)
             return add_block_score(scores_ql, [u.group for u in units], self.block_weight).tolist()
-        start = _start_ids(tok)
+        start = start_ids(tok)
         prefixes = [start]
         if mode != "surprisal" and query is not None:
             q_ids = list(tok(query, add_special_tokens=False, verbose=False)["input_ids"])
@@ -155,14 +164,6 @@ class SelfInformationCriterion:
                                    verbose=False)["input_ids"])
         prompt = self.query_template.replace("{query}", query.strip())
         return list(tok(prompt, add_special_tokens=False, verbose=False)["input_ids"])
-
-
-def _start_ids(tok: Any) -> list[int]:
-    # A start token gives the first word a prediction to be scored by (and absorbs the first-token sink).
-    for tid in (tok.bos_token_id, tok.eos_token_id):
-        if tid is not None:
-            return [int(tid)]
-    return []
 
 
 def token_surprisal(
@@ -220,51 +221,3 @@ def _logits(model: Any, x: Any, mask: Any) -> Any:
         return model(input_ids=x, attention_mask=mask, use_cache=False).logits
     except TypeError:  # models without a use_cache argument
         return model(input_ids=x, attention_mask=mask).logits
-
-
-def query_likelihood(
-    model: Any, tok: Any, texts: Sequence[str], prompt: list[int], max_unit_tokens: int, batch_size: int
-) -> np.ndarray:
-    """Mean log-probability of the last tokens of ``prompt`` (the question) after each text, one pass per batch.
-
-    ``prompt`` is the glue and the question (``" Question: ..."``); its first token is not scored (it only
-    separates). Texts without tokens get the lowest score of the call.
-
-    Example:
-        >>> tok, lm = load_causal_lm()  # doctest: +SKIP
-        >>> q = tok(" Question: Where is Paris?")["input_ids"]  # doctest: +SKIP
-        >>> query_likelihood(lm, tok, ["Paris is in France.", "Cats sleep."], q, 96, 16)  # doctest: +SKIP
-        array([-2.1, -4.7])
-    """
-    import torch
-
-    start = _start_ids(tok)
-    bodies = [list(tok(t.strip(), add_special_tokens=False, verbose=False)["input_ids"])[:max_unit_tokens]
-              for t in texts]
-    out = np.full(len(texts), np.nan)
-    order = sorted((i for i, b in enumerate(bodies) if b), key=lambda i: len(bodies[i]))
-    scored = len(prompt) - 1
-    target = torch.tensor(prompt[1:])
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    core = getattr(model, "model", None)
-    head = getattr(model, "lm_head", None)
-    for b0 in range(0, len(order), batch_size):
-        idx = order[b0 : b0 + batch_size]
-        seqs = [start + bodies[i] + prompt for i in idx]
-        width = max(len(q) for q in seqs)
-        x = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(x)
-        for r, q in enumerate(seqs):  # left padding: every question ends at the last position
-            x[r, width - len(q) :] = torch.tensor(q)
-            mask[r, width - len(q) :] = 1
-        with torch.inference_mode():
-            if core is not None and head is not None:
-                hidden = core(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state
-                logits = head(hidden[:, -scored - 1 : -1])
-            else:
-                logits = _logits(model, x, mask)[:, -scored - 1 : -1]
-            logp = torch.log_softmax(logits.double(), dim=-1)
-            ll = logp.gather(2, target.expand(len(idx), -1)[:, :, None]).squeeze(2).mean(dim=1)
-        out[idx] = ll.numpy()
-    floor = float(np.nanmin(out)) - 1.0 if np.isfinite(out).any() else 0.0
-    return np.where(np.isfinite(out), out, floor)
