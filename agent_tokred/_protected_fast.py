@@ -32,7 +32,7 @@ from ._patterns import CJK
 _DIGIT = re.compile(r"\d")
 _SEP_LETTER = re.compile(r"[.:/>][A-Za-z_]")  # a dotted name's separator (., ::, ->, /) and the name after it
 _LOWER_UPPER = re.compile(r"[a-z][A-Z]")  # camelCase
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{7}")
+_HEX_RUN = re.compile(r"[0-9a-fA-F][0-9a-fA-F]{6}")  # = [0-9a-fA-F]{7}, with a first character class to skip to
 
 
 def split_top_level(pattern: str) -> list[str]:

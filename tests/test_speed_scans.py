@@ -143,3 +143,21 @@ def test_sentence_end_pattern_matches_the_old_one(text: str) -> None:
 
     old = re.compile(r"(?:[.!?…]+[\"'”’)\]]*|[。！？]+[」』）]*)(?=\s|$)|[。！？]+[」』）]*|\n")
     assert [m.span() for m in _SENT_END.finditer(text)] == [m.span() for m in old.finditer(text)]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from([*"aZz09125 .,'’-_\n!{}~[`@:/Ab", "1999", "2024", "20", "19s", "deadbeef"]), max_size=30)
+       .map("".join))
+def test_feature_patterns_match_the_old_ones(text: str) -> None:
+    import re
+
+    from agent_tokred._protected_fast import _HEX_RUN
+    from agent_tokred.learned import features
+
+    def spans(pattern: str | re.Pattern[str]) -> list[tuple[int, int]]:
+        return [m.span() for m in re.finditer(pattern, text)]
+
+    assert spans(features._YEAR) == spans(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b")
+    assert spans(features._NUMBER) == spans(r"\d+(?:[.,]\d+)*")
+    assert spans(features._NAME) == spans(r"\b[A-Z][\w'’-]*")
+    assert spans(_HEX_RUN) == spans(r"[0-9a-fA-F]{7}")

@@ -51,9 +51,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"q_{t}" for t in QUERY_TYPES),
 )
 
-_YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})s?\b")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+# Each starts with one character class (a word boundary as a look-behind after it), so the engine skips to
+# candidates: = \b(?:1[0-9]{3}|20[0-9]{2})s?\b, \d+(?:[.,]\d+)* and \b[A-Z][\w'’-]* (tested against these).
+_YEAR = re.compile(r"[12](?<!\w.)(?:(?<=1)[0-9]{3}|(?<=2)0[0-9]{2})s?\b")
+_NUMBER = re.compile(r"\d\d*(?:[.,]\d+)*")
+_NAME = re.compile(r"[A-Z](?<!\w.)[\w'’-]*")
 _WORD = re.compile(r"\w+")
 _QTYPE = (
     ("quantity", re.compile(r"\bhow (?:many|much|long|old|far|big|tall|often)\b")),
