@@ -15,8 +15,9 @@ all) is tuned to keep the answer at least as often as the first-"Wait" baseline 
 Figures are reported on the test half (odd positions) and on all traces.
 
 Stream mode (``bench/_overthinking_stream.py``): each test trace is streamed in 4-token chunks
-through the monitor's online stop rule (weights fitted on the dev half by
-``python -m bench._overthinking_tune``), with a probe simulated from the trace, next to the earlier
+through the monitor's online stop rule (weights and per-model thresholds fitted on the dev half by
+``python -m bench._overthinking_tune``; also with the default threshold for any other model), with a
+probe simulated from the trace, next to the earlier
 convergence rule, the oracle (stop right after the gold answer first appears) and the first-"Wait"
 baseline; DEER's and Dynasor-CoT's published reductions are quoted as reference rows.
 
