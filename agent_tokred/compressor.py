@@ -17,9 +17,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
+from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 from ._forms import detect_form, has_header, render_lines
 from ._structured_input import StructuredDoc, parse_structured
@@ -219,9 +220,7 @@ class Compressor:
             def render(keep: Sequence[int]) -> str:
                 return render_lines(units, [candidates[k] for k in keep])
         else:
-            marker = "… " if granularity in ("sentence", "paragraph") else ""
-            if granularity == "line":
-                marker = "…\n"
+            marker = {"sentence": "… ", "paragraph": "… ", "line": "…\n"}.get(granularity, "")
 
             def render(keep: Sequence[int]) -> str:
                 return render_text(units, [candidates[k] for k in keep], marker)
@@ -302,6 +301,26 @@ def _merge_spans(spans: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...
     return tuple(merged)
 
 
+class CompressOptions(TypedDict, total=False):
+    """The options :func:`compress` takes besides the text, the query and the budget (see its Args)."""
+
+    criterion: str | Mapping[str, float] | Criterion
+    strategy: StrategyName
+    tokenizer: Any
+    unit: UnitName
+    force_keep: Sequence[str]
+    archive: Archive | None
+    on_scorer_error: OnScorerError
+    timeout_s: float | None
+    on_timeout: OnTimeout
+
+
+_OPTION_DEFAULTS: dict[str, Any] = {
+    "criterion": "auto", "strategy": "auto", "tokenizer": None, "unit": "auto", "force_keep": (), "archive": None,
+    "on_scorer_error": "fallback", "timeout_s": None, "on_timeout": "fallback",
+}
+
+
 def compress(
     text: str | bytes,
     *,
@@ -309,15 +328,7 @@ def compress(
     rate: float | None = None,
     target_tokens: int | None = None,
     threshold: float | None = None,
-    criterion: str | Mapping[str, float] | Criterion = "auto",
-    strategy: StrategyName = "auto",
-    tokenizer: Any = None,
-    unit: UnitName = "auto",
-    force_keep: Sequence[str] = (),
-    archive: Archive | None = None,
-    on_scorer_error: OnScorerError = "fallback",
-    timeout_s: float | None = None,
-    on_timeout: OnTimeout = "fallback",
+    **options: Unpack[CompressOptions],
 ) -> Reduction:
     """Compress ``text`` under an exact token budget, keeping what matters for ``query``.
 
@@ -327,6 +338,7 @@ def compress(
         rate: share of tokens to keep, in ``(0, 1]``.
         target_tokens: the most tokens the result may have, ``>= 1``.
         threshold: keep units whose normalised score reaches it, in ``[0, 1]``.
+        **options: the typed keyword options of :class:`CompressOptions`, each with its default:
         criterion: how units are scored (see :class:`Compressor`).
         strategy: ``"auto"``, ``"prune"``, ``"compact"`` or ``"merge"``.
         tokenizer: the tokenizer the budget is met in (default ``o200k_base``).
@@ -354,30 +366,27 @@ def compress(
         >>> import json; "123" in r.text and isinstance(json.loads(r.text), dict)
         True
     """
+    unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
+    if unknown:
+        raise UnknownNameError("compress() option", unknown[0], ("query", "rate", "target_tokens", "threshold",
+                                                                 *_OPTION_DEFAULTS))
+    opt: dict[str, Any] = {**_OPTION_DEFAULTS, **options}
     budget = make_budget(rate=rate, target_tokens=target_tokens, threshold=threshold)
-    compressor = _cached_compressor(criterion, strategy, tokenizer, unit, archive, on_scorer_error, on_timeout)
-    return compressor.compress(text, query=query, budget=budget, force_keep=tuple(force_keep), timeout_s=timeout_s)
+    return _cached_compressor(opt).compress(text, query=query, budget=budget, force_keep=tuple(opt["force_keep"]),
+                                            timeout_s=opt["timeout_s"])
 
 
 _COMPRESSORS: dict[tuple[Any, ...], Compressor] = {}
 
 
-def _cached_compressor(
-    criterion: Any, strategy: Any, tokenizer: Any, unit: Any, archive: Any, on_error: Any, on_timeout: Any = "fallback"
-) -> Compressor:
-    key: tuple[Any, ...]
-    try:
-        key = (criterion if isinstance(criterion, (str, type(None))) else id(criterion), strategy,
-               tokenizer if isinstance(tokenizer, (str, type(None))) else id(tokenizer), unit, id(archive), on_error,
-               on_timeout)
-        hash(key)
-    except TypeError:
-        key = ()
-    if key and key in _COMPRESSORS:
+def _cached_compressor(options: Mapping[str, Any]) -> Compressor:
+    """One :class:`Compressor` per configuration (names as they are, other objects by identity)."""
+    names = ("criterion", "strategy", "tokenizer", "unit", "archive", "on_scorer_error", "on_timeout")
+    key = tuple(options[n] if isinstance(options[n], (str, type(None))) else id(options[n]) for n in names)
+    if key in _COMPRESSORS:
         return _COMPRESSORS[key]
-    comp = Compressor(criterion=criterion, strategy=strategy, tokenizer=tokenizer, unit=unit, archive=archive,
-                      on_scorer_error=on_error, on_timeout=on_timeout)
-    if key and len(_COMPRESSORS) < 64 and isinstance(criterion, str):
+    comp = Compressor(**{n: options[n] for n in names})
+    if len(_COMPRESSORS) < 64 and isinstance(options["criterion"], str):
         _COMPRESSORS[key] = comp
     return comp
 

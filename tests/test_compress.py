@@ -72,6 +72,9 @@ def test_unknown_names_list_valid_ones() -> None:
         compress(PROSE, rate=0.5, criterion="nope")
     with pytest.raises(UnknownNameError, match="prune"):
         compress(PROSE, rate=0.5, strategy="nope")  # type: ignore[arg-type]
+    # a misspelt option is refused by name, with the valid ones listed (never silently ignored)
+    with pytest.raises(UnknownNameError, match=r"'critrion'.*criterion.*force_keep.*target_tokens"):
+        compress(PROSE, rate=0.5, critrion="lexical")  # type: ignore[call-arg]
 
 
 def test_original_is_archived_and_recallable() -> None:
