@@ -155,6 +155,9 @@ def _forget_unit_caches() -> None:
     cached = getattr(lexical_module, "_cached_terms", None)
     if cached is not None:
         cached.cache_clear()
+    spans = getattr(importlib.import_module("agent_tokred._protected_fast"), "_chunk_spans", None)
+    if spans is not None:  # protected spans of sentence-end chunks
+        spans.cache_clear()
 
 
 def tokenizer_speeds(text: str, repeats: int) -> dict[str, float]:

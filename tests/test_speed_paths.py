@@ -31,10 +31,25 @@ _ASCII = st.sampled_from(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(_ASCII, max_size=30).map("".join), min_size=1, max_size=6))
 def test_ascii_word_pieces_match_the_rust_tokenizer(vocab, texts: list[str]) -> None:  # type: ignore[no-untyped-def]
+    _assert_ids_of_rust_tokenizer(vocab, texts)
+
+
+def _assert_ids_of_rust_tokenizer(vocab, texts: list[str]) -> None:  # type: ignore[no-untyped-def]
     ids, starts = vocab.encode(texts)
     encodings = vocab.tokenizer.encode_batch(texts, add_special_tokens=False)
     for k, e in enumerate(encodings):
-        assert ids[starts[k] : starts[k + 1]].tolist() == e.ids
+        assert ids[starts[k] : starts[k + 1]].tolist() == e.ids, texts[k]
+
+
+_MIXED = st.one_of(_ASCII, st.sampled_from(
+    ["é", "Röntgen", "日本語", "中", "ñ", "e\u0301", "\u00a0", "\u2003", "\u200b", "\u3000", "—", "“", "”", "…", "Ω",
+     "ß", "İ", "ﬁ", "\ufffd", "\u0085", "😀", "a\u0308", "١٢", "\x0c", "Straße"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_MIXED, max_size=30).map("".join), min_size=1, max_size=6))
+def test_unicode_texts_chunked_at_white_space_match_the_rust_tokenizer(vocab, texts: list[str]) -> None:  # type: ignore[no-untyped-def]
+    _assert_ids_of_rust_tokenizer(vocab, texts)
 
 
 def test_mixed_ascii_and_unicode_texts_keep_their_order(vocab) -> None:  # type: ignore[no-untyped-def]
