@@ -35,7 +35,6 @@ _PUNCT = set(string.punctuation) | {"“", "”", "‘", "’", "–", "—", "�
 # and each punctuation character alone (white space separates; control characters take the slow path).
 _ASCII_PIECE = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ASCII_SPACE = re.compile(r"[ \t\n\r]+")  # white space to BERT's normaliser and pre-tokenizer alike
 _PIECE_CACHE = 1 << 19  # distinct pre-tokens remembered per vocabulary
 
 
@@ -100,51 +99,35 @@ class StaticVocabulary:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    def _extend_ascii(self, ids: list[int], text: str) -> None:
-        """Append the ids of ASCII ``text`` without control characters (each new pre-token tokenised once)."""
-        cache, tokenize = self._pieces, self.tokenizer.model.tokenize
-        for piece in _ASCII_PIECE.findall(text.lower()):
-            got = cache.get(piece)
-            if got is None:
-                got = [t.id for t in tokenize(piece)]
-                if len(cache) < _PIECE_CACHE:
-                    cache[piece] = got
-            ids.extend(got)
-
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of all ``texts`` concatenated, and where each text's ids start (plus the end).
 
         ASCII inputs (most tool outputs) are split here with one regular expression and each distinct
         pre-token goes through the WordPiece model once (the same ids as the full tokenizer, which a
-        test checks); in other inputs only the white-space separated chunks that are not such ASCII go
-        through the Rust tokenizer's batch encoder.
+        test checks); other inputs go through the Rust tokenizer's batch encoder.
 
         Returns:
             ``(ids, starts)``: ``ids[starts[k]:starts[k + 1]]`` are the ids of ``texts[k]``.
         """
         per_text: list[list[int]] = [[] for _ in texts]
-        slow: list[str] = []  # white-space separated chunks of other texts, for the Rust tokenizer
-        pending: list[tuple[int, list[list[int] | int]]] = []
+        slow: list[int] = []
+        cache, tokenize = self._pieces, self.tokenizer.model.tokenize
         for k, text in enumerate(texts):
-            if text.isascii() and not _ASCII_CONTROL.search(text):
-                self._extend_ascii(per_text[k], text)
+            if not text.isascii() or _ASCII_CONTROL.search(text):
+                slow.append(k)
                 continue
-            # BERT splits at white space after char-local normalisation: each chunk is tokenised alone,
-            # ASCII ones here, the rest (accents, CJK, control characters) by the Rust tokenizer.
-            parts: list[list[int] | int] = []
-            for chunk in _ASCII_SPACE.split(text):
-                if chunk.isascii() and not _ASCII_CONTROL.search(chunk):
-                    ids: list[int] = []
-                    self._extend_ascii(ids, chunk)
-                    parts.append(ids)
-                elif chunk:
-                    parts.append(len(slow))
-                    slow.append(chunk)
-            pending.append((k, parts))
+            ids = per_text[k]
+            for piece in _ASCII_PIECE.findall(text.lower()):
+                got = cache.get(piece)
+                if got is None:
+                    got = [t.id for t in tokenize(piece)]
+                    if len(cache) < _PIECE_CACHE:
+                        cache[piece] = got
+                ids.extend(got)
         if slow:
-            encodings = self.tokenizer.encode_batch(slow, add_special_tokens=False)
-            for k, parts in pending:
-                per_text[k] = [i for p in parts for i in (encodings[p].ids if isinstance(p, int) else p)]
+            encodings = self.tokenizer.encode_batch([texts[k] for k in slow], add_special_tokens=False)
+            for k, e in zip(slow, encodings):
+                per_text[k] = e.ids
         starts = np.zeros(len(per_text) + 1, dtype=np.int64)
         np.cumsum([len(x) for x in per_text], out=starts[1:])
         ids_all = np.fromiter((i for x in per_text for i in x), dtype=np.int64, count=int(starts[-1]))
