@@ -160,6 +160,11 @@ def test_user_records_label_the_units_that_hold_keep_strings() -> None:
     assert [sum(e.labels) for e in ex] == [1, 1]
     assert "8080" in ex[0].units[int(np.argmax(ex[0].labels))].text
     assert ex[1].units[0].kind == "line"
+    assert [e.source for e in ex] == ["user", "user"]
+    tagged = examples_from_user_records([{**rows[0], "family": "tau2-retail"}])
+    assert tagged[0].source == "tau2-retail"
+    with pytest.raises(InvalidInputError, match="family"):
+        examples_from_user_records([{**rows[0], "family": 3}])
     with pytest.raises(InvalidInputError):
         examples_from_user_records([{"query": 1, "text": "x", "keep": []}])
     with pytest.raises(InvalidInputError):

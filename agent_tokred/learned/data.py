@@ -55,7 +55,8 @@ class Example:
         units: the scored units.
         labels: 1.0 for a unit that must be kept, 0.0 otherwise (one per unit).
         keep: the strings whose survival is the downstream reward (answers, ``keep`` substrings).
-        source: ``"nq"``, ``"nq-crop"`` / ``"nq-bag"`` (short NQ inputs), ``"user"`` or ``"kv"``.
+        source: ``"nq"``, ``"nq-crop"`` / ``"nq-bag"`` (short NQ inputs), ``"kv"``, or a user record's
+            ``"family"`` (``"user"`` when it names none).
     """
 
     query: str
@@ -212,6 +213,9 @@ def units_like_compress(text: str) -> list[Unit]:
 def examples_from_user_records(rows: Sequence[dict[str, Any]]) -> list[Example]:
     """Examples from ``{"query", "text", "keep"}`` records (agent logs with what the answer needed).
 
+    An optional ``"family"`` string (e.g. ``"tau2-retail"``) names where a record comes from; it becomes the
+    example's ``source``, so the weights' metadata counts training inputs per family (default ``"user"``).
+
     Raises:
         InvalidInputError: a record has the wrong types.
     """
@@ -225,7 +229,10 @@ def examples_from_user_records(rows: Sequence[dict[str, Any]]) -> list[Example]:
         units = tuple(units_like_compress(text))
         labels = _label_units(units, keep, normalise=False)
         if units and labels.any() and not labels.all():
-            out.append(Example(query, text, units, labels, tuple(keep), "user"))
+            family = row.get("family", "user")
+            if not isinstance(family, str) or not family:
+                raise InvalidInputError(f"record {n}: 'family' must be a non-empty string")
+            out.append(Example(query, text, units, labels, tuple(keep), family))
     return out
 
 
