@@ -212,3 +212,11 @@ def test_quick_bench_run_on_real_cases(all_cases: list[ToolCase]) -> None:
     assert {r.family for r in results} == set(FAMILIES)
     assert all(r.tokens_after <= r.budget for r in results if r.method != "clear")
     assert all(not r.error for r in results)
+
+
+def test_training_export_refuses_the_test_split(tmp_path: Path) -> None:
+    from bench.export_tool_training import export
+
+    with pytest.raises(ValueError, match="dev split"):
+        export(tmp_path / "x.jsonl", "test")
+    assert not (tmp_path / "x.jsonl").exists()
