@@ -3,6 +3,8 @@
 :class:`MergingStore` wraps any LangGraph ``BaseStore`` (``InMemoryStore``, ``SqliteStore``,
 ``PostgresStore``) and runs LangGraph's operations on the engine in :mod:`agent_tokred.store`
 (namespace layout, tiers, merge planning, the in-process vector index, pgvector in PostgreSQL).
+Queries are embedded by the int8 :class:`QueryEmbedder` by default;
+``MergingStore(embed=MiniLMEmbeddings(QueryEmbedder()))`` embeds them in fp32.
 
 Example:
     >>> from agent_tokred.integration.store import MergingStore, MergePolicy
@@ -14,6 +16,16 @@ Example:
 from __future__ import annotations
 
 from ...store import ConsolidationReport, MemoryStats, MergePolicy, make_policy
+from ...store.query_embedding import QueryEmbedder
+from ._support import MiniLMEmbeddings
 from .merging import MergingStore
 
-__all__ = ["ConsolidationReport", "MemoryStats", "MergePolicy", "MergingStore", "make_policy"]
+__all__ = [
+    "ConsolidationReport",
+    "MemoryStats",
+    "MergePolicy",
+    "MergingStore",
+    "MiniLMEmbeddings",
+    "QueryEmbedder",
+    "make_policy",
+]
