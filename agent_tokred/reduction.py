@@ -5,8 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenChange:
+    """Tokens before and after a reduction: the part every result record shares.
+
+    Records that build on it (:class:`Reduction`, the message engine's step and message reports, the
+    store's consolidation report) take these two as keyword arguments.
+
+    Example:
+        >>> TokenChange(tokens_before=900, tokens_after=300).saved_tokens
+        600
+    """
+
+    tokens_before: int
+    tokens_after: int
+
+    @property
+    def saved_tokens(self) -> int:
+        """``tokens_before - tokens_after``."""
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def ratio(self) -> float:
+        """``tokens_after / tokens_before`` (1.0 for an empty input)."""
+        return self.tokens_after / self.tokens_before if self.tokens_before else 1.0
+
+
 @dataclass(frozen=True)
-class Reduction:
+class Reduction(TokenChange):
     """The result of one reduction ``X' = P(X, E(X))``.
 
     Attributes:
@@ -33,18 +59,16 @@ class Reduction:
 
     text: str
     original: str
-    tokens_before: int
-    tokens_after: int
     budget_tokens: int
     handle: str
+    kept_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    dropped_paths: tuple[str, ...] = field(default=(), repr=False)
     criterion: str = "none"
     strategy: str = "none"
     tokenizer: str = ""
     unit: str = ""
     units_total: int = 0
     units_kept: int = 0
-    kept_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
-    dropped_paths: tuple[str, ...] = field(default=(), repr=False)
     fmt: str = ""
     seconds: float = 0.0
     note: str = ""
@@ -53,15 +77,6 @@ class Reduction:
     def changed(self) -> bool:
         """True when the text differs from the original."""
         return self.text != self.original
-
-    @property
-    def saved_tokens(self) -> int:
-        return self.tokens_before - self.tokens_after
-
-    @property
-    def ratio(self) -> float:
-        """``tokens_after / tokens_before`` (1.0 for an empty input)."""
-        return self.tokens_after / self.tokens_before if self.tokens_before else 1.0
 
     def segments(self) -> list[tuple[str, bool]]:
         """The original as ``(text, kept)`` pieces, for views that show dropped text greyed out.

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..reduction import TokenChange
+
 StepKind = Literal["model_call", "tool_output", "history", "documents", "reasoning"]
 Action = Literal["compressed", "squeezed", "dropped", "dropped_pair", "dropped_reasoning", "skipped"]
 
 
 @dataclass(frozen=True)
-class MessageReport:
+class MessageReport(TokenChange):
     """What happened to one message (or document) in a step.
 
     Attributes:
@@ -40,8 +42,6 @@ class MessageReport:
     index: int
     role: str
     action: Action
-    tokens_before: int
-    tokens_after: int
     handle: str = ""
     name: str = ""
     criterion: str = ""
@@ -49,7 +49,7 @@ class MessageReport:
 
 
 @dataclass(frozen=True)
-class StepReport:
+class StepReport(TokenChange):
     """Tokens before and after one reduction step, the time it took and every message it touched.
 
     Attributes:
@@ -67,8 +67,6 @@ class StepReport:
     """
 
     kind: StepKind
-    tokens_before: int
-    tokens_after: int
     seconds: float
     budget: int | None = None
     within_budget: bool = True
@@ -81,10 +79,6 @@ class StepReport:
     def changed(self) -> bool:
         """True when any message was reduced."""
         return any(m.action != "skipped" for m in self.messages)
-
-    @property
-    def saved_tokens(self) -> int:
-        return self.tokens_before - self.tokens_after
 
     @property
     def handles(self) -> tuple[str, ...]:

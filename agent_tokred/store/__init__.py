@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .consolidate import ConsolidationReport
+from .consolidate import ConsolidationReport, MergeCounts
 from .policy import MergePolicy, make_policy
 from .stats import MemoryStats
 
-__all__ = ["ConsolidationReport", "MemoryStats", "MergePolicy", "make_policy"]
+__all__ = ["ConsolidationReport", "MemoryStats", "MergeCounts", "MergePolicy", "make_policy"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..reduction import TokenChange
 from ..strategies.merge import bipartite_soft_matching, fuse_texts
 from ._layout import (
     MARK,
@@ -41,14 +42,22 @@ CountFn = Callable[[str], int]
 
 
 @dataclass(frozen=True)
-class ConsolidationReport:
+class MergeCounts:
+    """What :func:`build_ops` wrote: memories compressed, merged memories written, sources folded in."""
+
+    compressed: int = 0
+    merged: int = 0
+    merged_sources: int = 0
+
+
+@dataclass(frozen=True)
+class ConsolidationReport(TokenChange):
     """What one consolidation of one namespace did.
 
     Attributes:
         namespace: the namespace consolidated.
-        compressed: memories compressed by the engine.
-        merged: merged memories written (new or grown).
-        merged_sources: live memories folded into them.
+        counts: what was written (:class:`MergeCounts`: memories compressed, merged memories
+            written, live memories folded into them).
         items_before: live items before.
         items_after: live items after.
         tokens_before: live memory tokens before.
@@ -57,13 +66,9 @@ class ConsolidationReport:
     """
 
     namespace: Namespace
-    compressed: int = 0
-    merged: int = 0
-    merged_sources: int = 0
+    counts: MergeCounts = field(default_factory=MergeCounts)
     items_before: int = 0
     items_after: int = 0
-    tokens_before: int = 0
-    tokens_after: int = 0
     seconds: float = 0.0
 
 
@@ -271,7 +276,7 @@ def build_ops(
     policy: MergePolicy,
     count: CountFn,
     compress: CompressFn,
-) -> tuple[list[Op], dict[str, int]]:
+) -> tuple[list[Op], MergeCounts]:
     """The writes that carry out ``work`` (later writes to the same key win), and counts.
 
     ``live`` holds the live items of the work's keys.
@@ -279,7 +284,7 @@ def build_ops(
     ops: dict[tuple[Namespace, str], dict[str, Any] | None] = {}
     live_text: dict[str, str] = {}
     archived: set[str] = set()
-    stats = {"compressed": 0, "merged": 0, "merged_sources": 0}
+    compressed = merged = merged_sources = 0
     tf = policy.text_field
     for meta in work.to_compress:
         item = live.get(meta.key)
@@ -299,7 +304,7 @@ def build_ops(
         value[MARK]["raw_tokens"] = meta.raw_tokens
         ops[(ns, meta.key)] = value
         ops[(vec_ns(ns), meta.key)] = _with(meta, state=STATE_COMPRESSED, tokens=tokens)
-        stats["compressed"] += 1
+        compressed += 1
     for meta in work.settle:
         rec = ops.get((vec_ns(ns), meta.key)) or _with(meta)
         rec["settled"] = True
@@ -349,6 +354,6 @@ def build_ops(
             "sources": sources,
             "vecs": merged_vectors(tf, vec, wholes, passages, max_passages=policy.max_merged_passages),
         }
-        stats["merged"] += 1
-        stats["merged_sources"] += len(present)
-    return [(n, k, v) for (n, k), v in ops.items()], stats
+        merged += 1
+        merged_sources += len(present)
+    return [(n, k, v) for (n, k), v in ops.items()], MergeCounts(compressed, merged, merged_sources)

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from ...store import ConsolidationReport, MemoryStats, MergePolicy, make_policy
+from ...store import ConsolidationReport, MemoryStats, MergeCounts, MergePolicy, make_policy
 from ...store.query_embedding import QueryEmbedder
 from ._support import MiniLMEmbeddings
 from .merging import MergingStore
@@ -23,6 +23,7 @@ from .merging import MergingStore
 __all__ = [
     "ConsolidationReport",
     "MemoryStats",
+    "MergeCounts",
     "MergePolicy",
     "MergingStore",
     "MiniLMEmbeddings",

@@ -37,7 +37,14 @@ from ...store._layout import (
     vec_ns,
 )
 from ...store._passages import memory_passages
-from ...store.consolidate import ConsolidationReport, build_ops, fuse_to_budget, merged_value, select_work
+from ...store.consolidate import (
+    ConsolidationReport,
+    MergeCounts,
+    build_ops,
+    fuse_to_budget,
+    merged_value,
+    select_work,
+)
 from ...store.index import NamespaceIndex
 from ...store.policy import MergePolicy
 from ...store.stats import MemoryStats
@@ -237,12 +244,12 @@ class WritesMixin:
             idx = self._loaded(ns)
             before = _live_counts(idx)
             work = select_work(idx, self.policy)
-            stats = {"compressed": 0, "merged": 0, "merged_sources": 0}
+            counts = MergeCounts()
             if not work.empty:
                 keys = work.keys_to_read()
                 found = self._inner([GetOp(ns, k, False) for k in keys])
                 live = {k: cast(Item, it) for k, it in zip(keys, found, strict=True) if isinstance(it, Item)}
-                ops, stats = build_ops(
+                ops, counts = build_ops(
                     ns,
                     work,
                     live,
@@ -260,7 +267,7 @@ class WritesMixin:
             tokens_before=before[1],
             tokens_after=after[1],
             seconds=time.perf_counter() - start,
-            **stats,
+            counts=counts,
         )
 
     def consolidate(self, namespace: tuple[str, ...] | None = None) -> list[ConsolidationReport]:
@@ -276,7 +283,7 @@ class WritesMixin:
             ...                      compress_items=0)
             >>> for i in range(3):
             ...     store.put(("u",), f"m{i}", {"text": f"note {i}"})
-            >>> store.consolidate(("u",))[0].merged
+            >>> store.consolidate(("u",))[0].counts.merged
             1
         """
         prefix = namespace or ()
