@@ -81,3 +81,27 @@ def test_block_score_keeps_order_within_a_block() -> None:
 def test_bad_options_fail_at_construction(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         AttentionCriterion(**options)  # type: ignore[arg-type]
+
+
+def test_matched_terms_weights_rare_query_tokens_over_common_ones() -> None:
+    from agent_tokred.criteria.attention import matched_terms
+
+    text = "aa bb cc dd"
+    offsets = [(0, 2), (3, 5), (6, 8), (9, 11)]
+    spans = [(0, 3), (3, 6), (6, 9), (9, 11)]
+    # 1 head, 2 query tokens: the first matches every unit, the second only unit 2.
+    rows = np.array([[[4.0, 4.0, 4.0, 4.0], [0.0, 0.0, 3.0, 0.0]]])
+    scores = matched_terms(text, offsets, rows, spans, 2.0)
+    assert int(np.argmax(scores)) == 2
+    common = scores[0]
+    assert scores[2] - common > common  # the rare token is worth more than the common one
+    # Below the threshold nothing matches: every unit scores 0.
+    assert matched_terms(text, offsets, rows, spans, 10.0).tolist() == [0.0] * 4
+
+
+def test_matched_terms_gives_units_without_tokens_the_lowest_score() -> None:
+    from agent_tokred.criteria.attention import matched_terms
+
+    rows = np.array([[[5.0, 5.0]]])
+    scores = matched_terms("ab    cd", [(0, 2), (6, 8)], rows, [(0, 3), (3, 5), (5, 8)], 2.0)
+    assert scores[1] == min(scores) and scores[0] > scores[1]

@@ -52,6 +52,9 @@ def _rank(scores: list[float], index: int) -> int:
         (AttentionCriterion, {"window": 8}),
         (AttentionCriterion, {"overlap": 200}),
         (AttentionCriterion, {"layers": ()}),
+        (AttentionCriterion, {"aggregate": "sum"}),
+        (AttentionCriterion, {"match_threshold": float("nan")}),
+        (AttentionCriterion, {"block_weight": 12.0}),
         (SelfInformationCriterion, {"mode": "perplexity"}),
         (SelfInformationCriterion, {"pooling": "median"}),
         (SelfInformationCriterion, {"query_template": "Q: {q}"}),
@@ -199,10 +202,21 @@ def test_whitespace_units_score_lowest(attention: AttentionCriterion) -> None:
 
 
 @pytest.mark.model
-def test_attention_ranks_the_answer_sentence_in_the_top_third(attention: AttentionCriterion) -> None:
+@pytest.mark.parametrize("aggregate", ["terms", "ratio"])
+def test_attention_ranks_the_answer_sentence_in_the_top_third(aggregate: str) -> None:
     units = segment(EIFFEL, "sentence")
     answer = next(u.index for u in units if "1889" in u.text)
-    assert _rank(attention(units, EIFFEL_QUERY), answer) < len(units) / 3
+    crit = AttentionCriterion(aggregate=aggregate)  # type: ignore[arg-type]
+    assert _rank(crit(units, EIFFEL_QUERY), answer) < len(units) / 3
+
+
+@pytest.mark.model
+def test_attention_terms_and_ratio_aggregations_differ() -> None:
+    units = segment(EIFFEL, "sentence")
+    terms = AttentionCriterion()(units, EIFFEL_QUERY)
+    ratio = AttentionCriterion(aggregate="ratio")(units, EIFFEL_QUERY)
+    assert terms != ratio
+    assert min(terms) >= 0.0  # matched-term scores are sums of non-negative parts
 
 
 @pytest.mark.model
@@ -271,8 +285,9 @@ def test_query_likelihood_split_passes_equal_the_joint_pass_on_smollm2(question:
 @pytest.mark.model
 def test_attention_works_with_a_causal_lm() -> None:
     units = segment(EIFFEL, "sentence")
-    scores = AttentionCriterion(model="smollm2", window=128)(units, EIFFEL_QUERY)
-    assert len(scores) == len(units) and all(np.isfinite(s) for s in scores)
+    for aggregate in ("terms", "ratio"):
+        scores = AttentionCriterion(model="smollm2", window=128, aggregate=aggregate)(units, EIFFEL_QUERY)
+        assert len(scores) == len(units) and all(np.isfinite(s) for s in scores)
 
 
 @pytest.mark.model

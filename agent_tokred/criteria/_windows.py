@@ -54,24 +54,14 @@ def pool_token_scores(
         [1.0, 3.0]
     """
     n = len(spans)
-    starts = np.asarray([s for s, _ in spans], dtype=np.int64)
-    total = np.zeros(n)
-    count = np.zeros(n)
+    tok, unit = token_owners(text, offsets, spans)
+    vals = np.asarray(token_scores, dtype=np.float64)[tok] if tok.size else np.zeros(0)
+    ok = np.isfinite(vals)
+    unit, vals = unit[ok], vals[ok]
+    total = np.bincount(unit, weights=vals, minlength=n).astype(np.float64)[:n]
+    count = np.bincount(unit, minlength=n).astype(np.float64)[:n]
     best = np.full(n, -np.inf)
-    for (a, b), score in zip(offsets, np.asarray(token_scores, dtype=np.float64)):
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if a >= b or not np.isfinite(score):
-            continue
-        first = max(0, int(np.searchsorted(starts, a, side="right")) - 1)
-        last = max(first, int(np.searchsorted(starts, b - 1, side="right")) - 1)
-        for u in range(first, last + 1):
-            if spans[u][0] < b and a < spans[u][1]:
-                total[u] += score
-                count[u] += 1.0
-                best[u] = max(best[u], score)
+    np.maximum.at(best, unit, vals)
     has = count > 0
     mean = np.divide(total, count, out=np.zeros(n), where=has)
     if pooling == "mean":
@@ -84,6 +74,36 @@ def pool_token_scores(
         out = np.where(has, 0.5 * (mean + np.where(has, best, 0.0)), 0.0)
     floor = float(out[has].min()) if has.any() else 0.0
     return [float(x) for x in np.where(has, out, floor)]
+
+
+def token_owners(
+    text: str, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(token index, unit index) pairs: which units each token's trimmed span overlaps.
+
+    A token's span is trimmed of white space first; a token that still straddles units belongs to each.
+
+    Example:
+        >>> [a.tolist() for a in token_owners("ab cd", [(0, 2), (2, 5)], [(0, 3), (3, 5)])]
+        [[0, 1], [0, 1]]
+    """
+    starts = np.asarray([s for s, _ in spans], dtype=np.int64)
+    toks: list[int] = []
+    units: list[int] = []
+    for t, (a, b) in enumerate(offsets):
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a >= b:
+            continue
+        first = max(0, int(np.searchsorted(starts, a, side="right")) - 1)
+        last = max(first, int(np.searchsorted(starts, b - 1, side="right")) - 1)
+        for u in range(first, last + 1):
+            if spans[u][0] < b and a < spans[u][1]:
+                toks.append(t)
+                units.append(u)
+    return np.asarray(toks, dtype=np.int64), np.asarray(units, dtype=np.int64)
 
 
 def add_block_score(scores: Sequence[float] | np.ndarray, groups: Sequence[int], weight: float) -> np.ndarray:

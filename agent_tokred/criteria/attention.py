@@ -5,11 +5,18 @@ An encoder sees ``[CLS] query [SEP] context [SEP]``; a causal LM sees the contex
 (layer, head), a context token scores by the attention the query rows and the answer row (``[CLS]`` in an
 encoder, the last position in a causal LM) give it *relative to what the context rows give it*, in logs:
 ``log(from_query) - log(from_context)`` (all scaled so uniform attention is 1.0). The log ratio cancels
-tokens every row looks at (periods, frequent words). The heads are the query-matching heads chosen on
-NaturalQuestions questions *outside* the evaluated ones (``python -m bench._criteria_tune``; MiniLM: four
-heads of layers 1-3); their log ratios are averaged. A unit takes its best token (``pooling="max"``) plus
-``block_weight`` times the best unit score of its block (paragraph or document, ``Unit.group``): a
-sentence in a passage the question attends to is worth more. Without a query a token scores by the
+tokens every row looks at (periods, frequent words).
+
+``aggregate="terms"`` (the default) keeps the query's rows apart: each query token's log ratio is pooled
+onto each unit by its best token and averaged over the chosen heads, a unit *matches* that query token
+when the result exceeds ``match_threshold``, and a unit scores by the query tokens it matches, each
+weighted by how few units match it (an inverse document frequency computed from the attention itself)
+and saturated (``x / (1 + x)`` of the margin). A sentence the query's rare words attend to beats one that
+a single frequent word does. ``aggregate="ratio"`` is the earlier rule: the query rows' and the answer
+row's mean log ratio, pooled by ``pooling``. The heads are query-matching heads chosen on
+NaturalQuestions questions *outside* the evaluated ones (``python -m bench._attention_terms_tune``;
+MiniLM: (1, 1), (2, 9), (3, 5)). A unit then adds ``block_weight`` times the best unit score of its block
+(paragraph or document, ``Unit.group``): a sentence in a passage the question attends to is worth more. Without a query a token scores by the
 attention the context gives it. Long inputs run in overlapping windows (the query in each), batched, and
 only the layers up to the deepest one read are run. Token scores are pooled onto units by character
 offsets.
@@ -34,11 +41,15 @@ import numpy as np
 from ..errors import InvalidInputError, ModelNotAvailableError
 from ..models import _offline_env, load_encoder_with_attention, resolve_model_path
 from ..units import Unit
-from ._windows import add_block_score, pad_batch, pool_token_scores, window_starts
+from ._windows import add_block_score, pad_batch, pool_token_scores, token_owners, window_starts
 from .base import unit_texts_with_offsets
 
 Pooling = Literal["mean", "max_mean", "max", "sum"]
 POOLINGS: tuple[Pooling, ...] = ("mean", "max_mean", "max", "sum")
+Aggregate = Literal["terms", "ratio"]
+AGGREGATES: tuple[Aggregate, ...] = ("terms", "ratio")
+#: ``block_weight=None`` resolves to the weight each aggregation was tuned with.
+BLOCK_WEIGHTS: dict[str, float] = {"terms": 1.5, "ratio": 0.5}
 
 
 @dataclass(frozen=True)
@@ -55,10 +66,13 @@ class AttentionCriterion:
         window: tokens per window including query and special tokens (capped at the model's maximum).
         overlap: context tokens shared by consecutive windows (their scores are averaged).
         batch_size: windows per forward pass.
-        pooling: token scores to a unit score: ``max`` (default: one strongly matched token is
-            enough), ``mean``, ``max_mean`` (their average) or ``sum``.
+        pooling: ``aggregate="ratio"`` (and no query): token scores to a unit score: ``max`` (default:
+            one strongly matched token is enough), ``mean``, ``max_mean`` (their average) or ``sum``.
         max_query_tokens: longer queries are cut to their first tokens.
-        block_weight: weight of the block's best unit score added to each unit's own (0 turns it off).
+        block_weight: weight of the block's best unit score added to each unit's own (0 turns it off);
+            ``None``: the aggregation's tuned weight (:data:`BLOCK_WEIGHTS`).
+        aggregate: ``"terms"`` (query tokens matched, IDF-weighted) or ``"ratio"`` (mean log ratio).
+        match_threshold: ``"terms"``: the log ratio above which a unit matches a query token.
 
     Example:
         >>> crit = AttentionCriterion(window=128, pooling="mean")
@@ -74,11 +88,17 @@ class AttentionCriterion:
     batch_size: int = 8
     pooling: Pooling = "max"
     max_query_tokens: int = 64
-    block_weight: float = 0.5
+    block_weight: float | None = None
+    aggregate: Aggregate = "terms"
+    match_threshold: float = 2.0
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {self.aggregate!r}; valid: {', '.join(AGGREGATES)}")
+        if not np.isfinite(float(self.match_threshold)):
+            raise ValueError(f"match_threshold must be a finite number, got {self.match_threshold!r}")
         for name, low in (("window", 32), ("batch_size", 1), ("max_query_tokens", 1)):
             if int(getattr(self, name)) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)!r}")
@@ -88,15 +108,15 @@ class AttentionCriterion:
             raise ValueError("layers must name at least one layer, or be None for the default")
         if self.heads is not None and (not self.heads or any(len(h) != 2 for h in self.heads)):
             raise ValueError(f"heads must be (layer, head) pairs, or None for the default; got {self.heads!r}")
-        if not 0.0 <= float(self.block_weight) <= 10.0:
-            raise ValueError(f"block_weight must be in [0, 10], got {self.block_weight!r}")
+        if self.block_weight is not None and not 0.0 <= float(self.block_weight) <= 10.0:
+            raise ValueError(f"block_weight must be in [0, 10] or None, got {self.block_weight!r}")
 
     def __call__(self, units: Sequence[Unit], query: str | None = None) -> list[float]:
         """One score per unit; higher means more attended (keep)."""
         if not units:
             return []
         text, spans = unit_texts_with_offsets(units)
-        heads = _pick_heads(self.model, self.heads, self.layers)
+        heads = _pick_heads(self.model, self.heads, self.layers, self.aggregate)
         tok, model = load_encoder_with_attention(self.model, max(layer for layer, _ in heads) + 1)
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         ids: list[int] = list(enc["input_ids"])
@@ -110,9 +130,43 @@ class AttentionCriterion:
         limit = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 512
         limit = min(limit, int(getattr(tok, "model_max_length", limit) or limit))
         windows = layout(tok, ids, q_ids, max(32, min(self.window, limit)), self.overlap)
-        token_scores = _run_windows(model, tok, windows, len(ids), heads, self.batch_size, causal)
-        scores = pool_token_scores(text, enc["offset_mapping"], token_scores, spans, self.pooling)
-        return add_block_score(scores, [u.group for u in units], self.block_weight).tolist()
+        terms = self.aggregate == "terms" and bool(q_ids)
+        token_scores = _run_windows(model, tok, windows, len(ids), heads, self.batch_size, causal, terms)
+        if terms:
+            scores = matched_terms(text, enc["offset_mapping"], token_scores, spans, self.match_threshold)
+        else:
+            scores = pool_token_scores(text, enc["offset_mapping"], token_scores, spans, self.pooling)
+        weight = BLOCK_WEIGHTS[self.aggregate] if self.block_weight is None else float(self.block_weight)
+        return add_block_score(scores, [u.group for u in units], weight).tolist()
+
+
+def matched_terms(
+    text: str, offsets: Sequence[tuple[int, int]], rows: np.ndarray, spans: Sequence[tuple[int, int]], threshold: float
+) -> np.ndarray:
+    """Unit scores from per-head, per-query-token log ratios ``rows`` ``(head, query token, token)``.
+
+    Each (head, query token) is max-pooled onto units, averaged over heads; a unit matches a query token
+    when that exceeds ``threshold``; it scores by the sum over its matched query tokens of
+    ``idf * m / (1 + m)``, ``m`` the margin over the threshold and ``idf = log(1 + (n - df + .5) / (df + .5))``
+    with ``df`` the units matching that query token.
+
+    Example:
+        >>> rows = np.array([[[5.0, 0.0, 0.0], [0.0, 0.0, 4.0]]])  # 1 head, 2 query tokens, 3 tokens
+        >>> matched_terms("a b c", [(0, 1), (2, 3), (4, 5)], rows, [(0, 2), (2, 4), (4, 5)], 2.0).round(2).tolist()
+        [0.74, 0.0, 0.65]
+    """
+    n = len(spans)
+    tok, unit = token_owners(text, offsets, spans)
+    heads, terms, _ = rows.shape
+    best = np.full((heads * terms, n), -np.inf)
+    if tok.size:
+        np.maximum.at(best, (slice(None), unit), rows.reshape(heads * terms, -1)[:, tok])
+    has = np.isfinite(best[0])  # a unit without tokens matches nothing (scores 0, the lowest)
+    match = np.where(has[None, :], best, -np.inf).reshape(heads, terms, n).mean(axis=0)
+    margin = np.clip(match - float(threshold), 0.0, None)
+    df = (margin > 0).sum(axis=1, keepdims=True)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    return np.asarray((idf * margin / (1.0 + margin)).sum(axis=0))
 
 
 @lru_cache(maxsize=16)
@@ -135,19 +189,28 @@ def _depth(name: str) -> int:
 
 
 #: Query-matching heads chosen on NQ questions outside the benches' 200 (``python -m bench._criteria_tune``).
-DEFAULT_HEADS: dict[str, tuple[tuple[int, int], ...]] = {
-    "minilm": ((2, 9), (1, 1), (2, 4), (3, 5)),  # on 60 tuning questions; window 256
-    "smollm2": ((15, 6), (7, 7), (14, 5)),  # on 24 tuning questions, layers 0-15 searched; window 512
+#: Per aggregation; ``"terms"`` heads from ``python -m bench._attention_terms_tune`` (100 tuning questions).
+DEFAULT_HEADS: dict[str, dict[str, tuple[tuple[int, int], ...]]] = {
+    "terms": {"minilm": ((1, 1), (2, 9), (3, 5))},  # window 256, layers 0-3 searched
+    "ratio": {
+        "minilm": ((2, 9), (1, 1), (2, 4), (3, 5)),  # on 60 tuning questions; window 256
+        "smollm2": ((15, 6), (7, 7), (14, 5)),  # on 24 tuning questions, layers 0-15 searched; window 512
+    },
 }
 
 
 def _pick_heads(
-    name: str, heads: tuple[tuple[int, int], ...] | None, layers: tuple[int, ...] | None
+    name: str, heads: tuple[tuple[int, int], ...] | None, layers: tuple[int, ...] | None, aggregate: str = "terms"
 ) -> list[tuple[int, int]]:
-    """The (layer, head) pairs to read, layers made non-negative; head -1 stands for every head."""
+    """The (layer, head) pairs to read, layers made non-negative; head -1 stands for every head.
+
+    Without ``heads`` or ``layers``: the aggregation's chosen heads for the model, else the other
+    aggregation's (SmolLM2 has ratio heads only), else every head of the layer at 40% depth.
+    """
     depth = _depth(name)
-    if heads is None and layers is None and name in DEFAULT_HEADS:
-        heads = DEFAULT_HEADS[name]
+    if heads is None and layers is None:
+        chosen = DEFAULT_HEADS.get(aggregate, {}).get(name) or DEFAULT_HEADS["ratio"].get(name)
+        heads = chosen or None
     if heads is not None:
         bad = [h for h in heads if not -depth <= h[0] < depth or h[1] < 0]
         if bad:
@@ -233,11 +296,20 @@ def _causal_layout(tok: Any, ids: list[int], q_ids: list[int], length: int, over
 
 
 def _run_windows(
-    model: Any, tok: Any, windows: list[_Window], n: int, heads: list[tuple[int, int]], batch_size: int, causal: bool
+    model: Any,
+    tok: Any,
+    windows: list[_Window],
+    n: int,
+    heads: list[tuple[int, int]],
+    batch_size: int,
+    causal: bool,
+    terms: bool = False,
 ) -> np.ndarray:
+    """Per context token, averaged over the windows that hold it: the combined score ``(n,)``, or with
+    ``terms`` the log ratio per head and query token ``(head, query token, n)``."""
     import torch
 
-    total = np.zeros(n, dtype=np.float64)
+    total: np.ndarray | None = None if terms else np.zeros(n, dtype=np.float64)
     count = np.zeros(n, dtype=np.float64)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     core = getattr(model, "base_model", model)  # a causal LM's vocabulary head is not needed here
@@ -258,8 +330,12 @@ def _run_windows(
             for i, w in enumerate(batch):
                 parts = _head_parts(att[i, :, :, : len(w.ids), : len(w.ids)], w, causal)
                 idx = np.arange(w.first, w.first + len(w.cols))
-                total[idx] += _combine(parts, local)
+                got = _term_ratios(parts, local) if terms else _combine(parts, local)
+                if total is None:
+                    total = np.zeros((*got.shape[:-1], n), dtype=np.float64)
+                total[..., idx] += got
                 count[idx] += 1.0
+    assert total is not None  # there is at least one window
     return total / np.maximum(count, 1.0)
 
 
@@ -286,9 +362,21 @@ def _head_parts(att: Any, w: _Window, causal: bool) -> dict[str, np.ndarray]:
     if w.rows:
         rows = torch.tensor(w.rows)
         out["q"] = torch.einsum("lhrc,r->lhc", att[:, :, rows, c0:c1], keys[rows] / len(w.rows)).numpy()
+        terms = torch.tensor([r for r in w.rows if r != w.answer] or w.rows)  # the query's own tokens
+        out["t"] = (att[:, :, terms, c0:c1] * keys[terms][:, None]).numpy()
     if w.answer >= 0:
         out["a"] = (att[:, :, w.answer, c0:c1] * keys[w.answer]).numpy()
     return out
+
+
+def _term_ratios(parts: dict[str, np.ndarray], heads: list[tuple[int, int]]) -> np.ndarray:
+    """Per head and query token, each context token's log ratio ``(head, query token, token)``."""
+    picked = []
+    for layer, head in heads:
+        sel = slice(None) if head < 0 else slice(head, head + 1)
+        c = parts["c"][layer, sel]  # (head, token)
+        picked.append(np.log(parts["t"][layer, sel] + _EPS) - np.log(c[:, None, :] + _EPS))
+    return np.concatenate(picked, axis=0)
 
 
 def _combine(parts: dict[str, np.ndarray], heads: list[tuple[int, int]]) -> np.ndarray:
