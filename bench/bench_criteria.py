@@ -77,7 +77,7 @@ CRITERIA: dict[str, tuple[str | None, Callable[[], Any]]] = {
     "lexical": (None, _named("lexical")),
     "learned": (None, _named("learned")),
     "attention": ("attention-minilm-v3", lambda: _attention()),
-    "attention (minilm, ratio)": ("attention-minilm-v2", lambda: _attention(aggregate="ratio")),
+    "attention (ratio rule)": ("attention-minilm-v2", lambda: _attention(aggregate="ratio")),
     "attention (smollm2)": ("attention-smollm2-v2", lambda: _attention(model="smollm2", window=512, aggregate="ratio")),
     "attention (minilm, v1 settings)": ("attention-minilm-v1",
                                        lambda: _attention(heads=None, layers=(2,), block_weight=0.0, aggregate="ratio")),
