@@ -74,6 +74,8 @@ class Compressor:
             criterion is abandoned for the lexical one; a model call already running cannot be
             interrupted and finishes in its worker thread (see :mod:`agent_tokred._timeout`).
         on_timeout: ``"fallback"`` (lexical, with a warning) or ``"raise"`` (``CompressionTimeoutError``).
+        record_scorer: rank structured fields with the record scorer over the criterion's scores (default),
+            or, ``False``, by a named criterion's scores alone (plus the array-head prior).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Compressor:
         progress: Callable[[str], None] | None = None,
         timeout_s: float | None = None,
         on_timeout: OnTimeout = "fallback",
+        record_scorer: bool = True,
     ) -> None:
         resolve_strategy(strategy)  # the registry: an unknown name raises UnknownNameError listing the valid ones
         if unit != "auto" and unit not in GRANULARITIES:
@@ -110,6 +113,7 @@ class Compressor:
         self.on_scorer_error = on_scorer_error
         self.progress = progress
         self.record_weights: RecordWeights = DEFAULT_WEIGHTS
+        self.record_scorer = record_scorer if isinstance(record_scorer, bool) else _not_bool(record_scorer)
 
     def _stage(self, name: str) -> None:
         if self.progress is not None:
@@ -149,15 +153,8 @@ class Compressor:
             return np.asarray(lexical(units, query)), "lexical", f"criterion {name} {kind}; used lexical"
 
     # -- main entry ------------------------------------------------------------------------------
-    def compress(
-        self,
-        text: str | bytes,
-        *,
-        query: str | None = None,
-        budget: Budget,
-        force_keep: Sequence[str] = (),
-        timeout_s: float | None = None,
-    ) -> Reduction:
+    def compress(self, text: str | bytes, *, query: str | None = None, budget: Budget,
+                 force_keep: Sequence[str] = (), timeout_s: float | None = None) -> Reduction:
         """Reduce ``text`` to ``budget`` (see :func:`agent_tokred.compress`); ``timeout_s`` overrides the default."""
         started = time.perf_counter()
         limit = check_timeout(timeout_s) if timeout_s is not None else self.timeout_s
@@ -250,7 +247,7 @@ class Compressor:
         # ids, roles and the fields of records that match the task first, per token; the array head has a prior
         costs = estimate_costs(units, self.counter)
         ranked = rank_tree_units(units, scores, query, tree, costs, self.record_weights,
-                                 learned=self._criterion is None)
+                                 learned=self._criterion is None or self.record_scorer)
         self._stage("fitting")
         plan = plan_prune(units, ranked, budget_tokens=target, counter=self.counter, render=tree.render,
                           threshold=budget.threshold, unit_costs=costs)
@@ -275,6 +272,10 @@ class Compressor:
                 return "sentence", sentences
             granularity = "word"
         return granularity, segment(text, granularity)
+
+
+def _not_bool(value: Any) -> bool:
+    raise TypeError(f"record_scorer must be True or False, not {value!r}")
 
 
 def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) -> list[Unit]:
@@ -313,11 +314,13 @@ class CompressOptions(TypedDict, total=False):
     on_scorer_error: OnScorerError
     timeout_s: float | None
     on_timeout: OnTimeout
+    record_scorer: bool
 
 
 _OPTION_DEFAULTS: dict[str, Any] = {
     "criterion": "auto", "strategy": "auto", "tokenizer": None, "unit": "auto", "force_keep": (), "archive": None,
     "on_scorer_error": "fallback", "timeout_s": None, "on_timeout": "fallback",
+    "record_scorer": True,
 }
 
 
@@ -348,6 +351,7 @@ def compress(
         on_scorer_error: ``"fallback"`` to the lexical criterion with a warning, or ``"raise"``.
         timeout_s: most seconds spent scoring; a slower criterion is abandoned (``None``: no limit).
         on_timeout: ``"fallback"`` to the lexical criterion with a warning, or ``"raise"``.
+        record_scorer: ``False`` ranks structured fields by a named criterion's scores alone.
 
     Returns:
         A :class:`~agent_tokred.reduction.Reduction`; ``tokens_after <= budget_tokens`` always, JSON in
@@ -381,8 +385,9 @@ _COMPRESSORS: dict[tuple[Any, ...], Compressor] = {}
 
 def _cached_compressor(options: Mapping[str, Any]) -> Compressor:
     """One :class:`Compressor` per configuration (names as they are, other objects by identity)."""
-    names = ("criterion", "strategy", "tokenizer", "unit", "archive", "on_scorer_error", "on_timeout")
-    key = tuple(options[n] if isinstance(options[n], (str, type(None))) else id(options[n]) for n in names)
+    names = ("criterion", "strategy", "tokenizer", "unit", "archive", "on_scorer_error", "on_timeout",
+             "record_scorer")
+    key = tuple(options[n] if isinstance(options[n], (str, bool, type(None))) else id(options[n]) for n in names)
     if key in _COMPRESSORS:
         return _COMPRESSORS[key]
     comp = Compressor(**{n: options[n] for n in names})

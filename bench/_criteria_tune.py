@@ -9,7 +9,8 @@ Tuning questions are NQ questions *outside* the 200 the benches evaluate on.
 
 Run: ``python -m bench._criteria_tune dump --model minilm --set tune --n 60 --window 256`` then
 ``python -m bench._criteria_tune search --model minilm --n 60`` (SmolLM2: ``dump --model smollm2 --n 24
---layers 16 --window 512``, ``search --model smollm2 --n 24``).
+--layers 16 --window 512``, ``search --model smollm2 --n 24``). The ``aggregate="terms"`` defaults:
+``dump --model minilm --set tune --n 100 --window 256 --layers 4`` then ``search-terms --n 100``.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ def dump_item(model_name: str, item: dict[str, Any], num_layers: int | None, win
         parts = A._head_parts(att, w, causal)
         idx = np.arange(w.first, w.first + len(w.cols))
         for k, v in parts.items():
-            if k not in acc:
-                acc[k] = np.zeros((*v.shape[:2], n))
-            acc[k][:, :, idx] += v
+            if k not in acc:  # "t" (query token rows) has one more axis: (layer, head, query token, token)
+                acc[k] = np.zeros((*v.shape[:-1], n))
+            acc[k][..., idx] += v
         count[idx] += 1
     out = {k: (v / np.maximum(count, 1)).astype(np.float16) for k, v in acc.items()}
     out["offsets"] = np.asarray(enc["offset_mapping"], dtype=np.int32)
@@ -110,6 +111,7 @@ class Prepared:
 
         units = segment(item["text"], "sentence")
         text, spans = unit_texts_with_offsets(units)
+        self.item, self.text, self.spans = item, text, spans
         counter = resolve_counter("o200k_base")
         self.costs = np.asarray([max(1, counter.count(u.text)) for u in units], dtype=np.float64)
         answers = [normalize_answer(a) for a in item["answers"] if normalize_answer(a)]
@@ -129,6 +131,9 @@ class Prepared:
         self.owner = np.asarray(owner)
         self.n = len(units)
         self.parts = {k: dump[k][:, :, self.tokens].astype(np.float32) for k in ("q", "a", "c")}
+        # the "terms" rule's inputs, all tokens (matched_terms finds each token's unit itself)
+        self.offsets = [tuple(o) for o in offs.tolist()]
+        self.raw = {k: dump[k].astype(np.float32) for k in ("t", "c") if k in dump}
 
     def pool(self, tok_scores: np.ndarray, how: str) -> np.ndarray:
         n = self.n
@@ -201,6 +206,43 @@ def cmd_search(args: argparse.Namespace) -> None:
             print(f"top {k} block_weight {weight}: " + " / ".join(f"{x:.3f}" for x in r))
 
 
+def terms_scores(p: Prepared, heads: Sequence[tuple[int, int]], threshold: float, block_weight: float) -> np.ndarray:
+    """The shipped ``aggregate="terms"`` rule on one dumped item (the criterion's own functions)."""
+    from agent_tokred.criteria.attention import _term_ratios, matched_terms
+
+    rows = _term_ratios(p.raw, list(heads))
+    return with_blocks(matched_terms(p.text, p.offsets, rows, p.spans, threshold), p, block_weight)
+
+
+def cmd_search_terms(args: argparse.Namespace) -> None:
+    """The ``"terms"`` defaults: single heads ranked by retention at 25% + 10% (threshold 2.0, block weight
+    1.5), then the top k heads together at a few thresholds; BM25 on the same items for reference."""
+    from agent_tokred.units import segment
+
+    from .bench_engine import bm25_criterion
+
+    preps = [p for p in load_prepared(args.model, args.set, args.n) if "t" in p.raw]
+    if not preps:
+        raise SystemExit("no dumps with query-token rows: run `dump` first (this version of it)")
+    fmt = lambda r: " / ".join(f"{x:.3f}" for x in r)  # noqa: E731
+    bm = [np.asarray(bm25_criterion(segment(p.item["text"], "sentence"), p.item["question"])) for p in preps]
+    print(f"{len(preps)} items; bm25 {fmt(retention(bm, preps))}")
+    layers, heads = preps[0].raw["c"].shape[:2]
+    single = []
+    for layer in range(layers):
+        for head in range(heads):
+            r = retention([terms_scores(p, [(layer, head)], 2.0, 1.5) for p in preps], preps)
+            single.append((r[1] + r[2], layer, head, r))
+    single.sort(reverse=True)
+    for _, layer, head, r in single[: args.top]:
+        print(f"head ({layer}, {head}): {fmt(r)}")
+    top = [(layer, head) for _, layer, head, _ in single[: args.top]]
+    for k in range(1, args.top + 1):
+        for tau in (1.5, 2.0, 2.5):
+            r = retention([terms_scores(p, top[:k], tau, 1.5) for p in preps], preps)
+            print(f"top {k} {top[:k]} threshold {tau}: {fmt(r)}", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -216,11 +258,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     f.add_argument("--n", type=int, default=60)
     f.add_argument("--top", type=int, default=6)
     f.add_argument("--pooling", default="max", choices=["max", "mean", "max_mean", "sum"])
+    t = sub.add_parser("search-terms")
+    t.add_argument("--model", default="minilm")
+    t.add_argument("--set", default="tune", choices=["tune", "eval"])
+    t.add_argument("--n", type=int, default=100)
+    t.add_argument("--top", type=int, default=4)
     args = p.parse_args(argv)
-    if args.cmd == "dump":
-        cmd_dump(args)
-    else:
-        cmd_search(args)
+    {"dump": cmd_dump, "search": cmd_search, "search-terms": cmd_search_terms}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ tokenizer, and each method reduces the output to it:
 
 * ``auto``, ``lexical``, ``learned``: :func:`agent_tokred.compress` with that criterion (``auto`` is the
   default); ``relevance``: the MiniLM criterion, scored once per case and reused across rates (skipped
-  with ``--no-models`` and ``--quick``).
+  with ``--no-models`` and ``--quick``). The named criteria run with ``record_scorer=False`` (their own
+  scores alone on structured outputs), as ablations of what the record scorer adds.
 * ``head``, ``bm25-sentence``, ``random``, ``clear`` (LangChain's ``ClearToolUsesEdit``, trajectory
   families only): :mod:`bench._tools_baselines`.
 
@@ -103,8 +104,9 @@ class Runner:
         criterion: Any = method
         if method in MODEL_METHODS:
             criterion = self.scorers.setdefault(method, _Scorer(method))
+        # the named criteria are ablations: their own scores alone, without the record scorer
         r = compress(case.text, query=case.query, target_tokens=budget, criterion=criterion,
-                     tokenizer=self.tokenizer)
+                     tokenizer=self.tokenizer, record_scorer=method == "auto")
         return r.text
 
     def measure(self, method: str, case: ToolCase, index: int, rate: float) -> CaseResult | None:

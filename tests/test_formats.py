@@ -157,3 +157,31 @@ def test_a_partly_kept_record_keeps_its_id() -> None:
     # a single object (the root) is not a record of a list: its id is ranked as the model says
     one = JsonUnits.build({"customer_id": "C1", "city": "Paris"}, max_unit_chars=8)
     assert list(anchor_ids(np.array([0.1, 0.8]), one.leaves)) == [0.1, 0.8]
+
+
+def test_named_criteria_rank_structured_output_through_the_record_scorer() -> None:
+    """A named criterion is the record scorer's query-aware input (``record_scorer=True``, the default):
+    named ``lexical`` gives what ``auto`` gives on JSON (auto scores structured output lexically);
+    ``record_scorer=False`` is the criterion alone, and it is a different ranking."""
+    from agent_tokred import Compressor
+    from agent_tokred.budget import make_budget
+
+    text = json.dumps({"events": EVENTS})
+    query = "when is the budget review with Priya"
+    budget = make_budget(rate=0.15)
+    auto = Compressor().compress(text, query=query, budget=budget).text
+    named = Compressor(criterion="lexical").compress(text, query=query, budget=budget).text
+    alone = Compressor(criterion="lexical", record_scorer=False).compress(text, query=query, budget=budget).text
+    assert named == auto
+    assert alone != named
+    assert compress(text, query=query, rate=0.15, criterion="lexical", record_scorer=False).text == alone
+    for out in (named, alone):
+        json.loads(out)
+    assert "evt-041" in named
+
+
+def test_record_scorer_option_must_be_a_bool() -> None:
+    from agent_tokred import Compressor
+
+    with pytest.raises(TypeError, match="record_scorer must be True or False"):
+        Compressor(criterion="lexical", record_scorer="no")  # type: ignore[arg-type]

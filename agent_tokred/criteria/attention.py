@@ -14,7 +14,7 @@ weighted by how few units match it (an inverse document frequency computed from 
 and saturated (``x / (1 + x)`` of the margin). A sentence the query's rare words attend to beats one that
 a single frequent word does. ``aggregate="ratio"`` is the earlier rule: the query rows' and the answer
 row's mean log ratio, pooled by ``pooling``. The heads are query-matching heads chosen on
-NaturalQuestions questions *outside* the evaluated ones (``python -m bench._attention_terms_tune``;
+NaturalQuestions questions *outside* the evaluated ones (``python -m bench._criteria_tune search-terms``;
 MiniLM: (1, 1), (2, 9), (3, 5)). A unit then adds ``block_weight`` times the best unit score of its block
 (paragraph or document, ``Unit.group``): a sentence in a passage the question attends to is worth more. Without a query a token scores by the
 attention the context gives it. Long inputs run in overlapping windows (the query in each), batched, and
@@ -132,10 +132,11 @@ class AttentionCriterion:
         windows = layout(tok, ids, q_ids, max(32, min(self.window, limit)), self.overlap)
         terms = self.aggregate == "terms" and bool(q_ids)
         token_scores = _run_windows(model, tok, windows, len(ids), heads, self.batch_size, causal, terms)
+        scores: np.ndarray
         if terms:
             scores = matched_terms(text, enc["offset_mapping"], token_scores, spans, self.match_threshold)
         else:
-            scores = pool_token_scores(text, enc["offset_mapping"], token_scores, spans, self.pooling)
+            scores = np.asarray(pool_token_scores(text, enc["offset_mapping"], token_scores, spans, self.pooling))
         weight = BLOCK_WEIGHTS[self.aggregate] if self.block_weight is None else float(self.block_weight)
         return add_block_score(scores, [u.group for u in units], weight).tolist()
 
@@ -160,7 +161,7 @@ def matched_terms(
     heads, terms, _ = rows.shape
     best = np.full((heads * terms, n), -np.inf)
     if tok.size:
-        np.maximum.at(best, (slice(None), unit), rows.reshape(heads * terms, -1)[:, tok])
+        np.maximum.at(best, (slice(None), unit), rows.reshape(heads * terms, -1)[:, tok])  # type: ignore[arg-type]
     has = np.isfinite(best[0])  # a unit without tokens matches nothing (scores 0, the lowest)
     match = np.where(has[None, :], best, -np.inf).reshape(heads, terms, n).mean(axis=0)
     margin = np.clip(match - float(threshold), 0.0, None)
@@ -189,7 +190,7 @@ def _depth(name: str) -> int:
 
 
 #: Query-matching heads chosen on NQ questions outside the benches' 200 (``python -m bench._criteria_tune``).
-#: Per aggregation; ``"terms"`` heads from ``python -m bench._attention_terms_tune`` (100 tuning questions).
+#: Per aggregation; ``"terms"`` heads from ``python -m bench._criteria_tune search-terms`` (100 tuning questions).
 DEFAULT_HEADS: dict[str, dict[str, tuple[tuple[int, int], ...]]] = {
     "terms": {"minilm": ((1, 1), (2, 9), (3, 5))},  # window 256, layers 0-3 searched
     "ratio": {

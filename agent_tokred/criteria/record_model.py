@@ -185,10 +185,11 @@ def rank_tree_units(
 ) -> np.ndarray:
     """The structured strategy's ranking of a tree's units.
 
-    With ``learned`` (``criterion="auto"``): the shipped model, or the hand-set mix when its weights are
-    unreadable or the caller set its own :class:`RecordWeights`. Without it (a criterion the caller
-    named): that criterion's min-max normalised scores plus the array-head prior, so the named
-    criterion decides.
+    With ``learned`` (the default for every criterion, ``scores`` being the criterion's; ``rank_normalize``d
+    they are the model's query-aware feature): the shipped model, or the hand-set mix when its weights are
+    unreadable or the caller set its own :class:`RecordWeights`. Without it (``Compressor(record_scorer=False)``
+    with a named criterion): that criterion's min-max normalised scores plus the array-head prior, so the
+    named criterion alone decides.
     """
     if not learned and weights is DEFAULT_WEIGHTS:
         return minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
