@@ -113,7 +113,9 @@ class Compressor:
         self.on_scorer_error = on_scorer_error
         self.progress = progress
         self.record_weights: RecordWeights = DEFAULT_WEIGHTS
-        self.record_scorer = record_scorer if isinstance(record_scorer, bool) else _not_bool(record_scorer)
+        if not isinstance(record_scorer, bool):
+            raise TypeError(f"record_scorer must be True or False, not {record_scorer!r}")
+        self.record_scorer = record_scorer
 
     def _stage(self, name: str) -> None:
         if self.progress is not None:
@@ -272,10 +274,6 @@ class Compressor:
                 return "sentence", sentences
             granularity = "word"
         return granularity, segment(text, granularity)
-
-
-def _not_bool(value: Any) -> bool:
-    raise TypeError(f"record_scorer must be True or False, not {value!r}")
 
 
 def _protect(units: list[Unit], query: str | None, force_keep: Sequence[str]) -> list[Unit]:

@@ -217,10 +217,12 @@ def terms_scores(p: Prepared, heads: Sequence[tuple[int, int]], threshold: float
 def cmd_search_terms(args: argparse.Namespace) -> None:
     """The ``"terms"`` defaults: single heads ranked by retention at 25% + 10% (threshold 2.0, block weight
     1.5), then the top k heads together at a few thresholds; BM25 on the same items for reference."""
+    from agent_tokred.criteria.attention import BLOCK_WEIGHTS
     from agent_tokred.units import segment
 
     from .bench_engine import bm25_criterion
 
+    weight = BLOCK_WEIGHTS["terms"]
     preps = [p for p in load_prepared(args.model, args.set, args.n) if "t" in p.raw]
     if not preps:
         raise SystemExit("no dumps with query-token rows: run `dump` first (this version of it)")
@@ -231,7 +233,7 @@ def cmd_search_terms(args: argparse.Namespace) -> None:
     single = []
     for layer in range(layers):
         for head in range(heads):
-            r = retention([terms_scores(p, [(layer, head)], 2.0, 1.5) for p in preps], preps)
+            r = retention([terms_scores(p, [(layer, head)], 2.0, weight) for p in preps], preps)
             single.append((r[1] + r[2], layer, head, r))
     single.sort(reverse=True)
     for _, layer, head, r in single[: args.top]:
@@ -239,7 +241,7 @@ def cmd_search_terms(args: argparse.Namespace) -> None:
     top = [(layer, head) for _, layer, head, _ in single[: args.top]]
     for k in range(1, args.top + 1):
         for tau in (1.5, 2.0, 2.5):
-            r = retention([terms_scores(p, top[:k], tau, 1.5) for p in preps], preps)
+            r = retention([terms_scores(p, top[:k], tau, weight) for p in preps], preps)
             print(f"top {k} {top[:k]} threshold {tau}: {fmt(r)}", flush=True)
 
 

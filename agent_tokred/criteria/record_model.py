@@ -185,8 +185,8 @@ def rank_tree_units(
 ) -> np.ndarray:
     """The structured strategy's ranking of a tree's units.
 
-    With ``learned`` (the default for every criterion, ``scores`` being the criterion's; ``rank_normalize``d
-    they are the model's query-aware feature): the shipped model, or the hand-set mix when its weights are
+    With ``learned`` (the default for every criterion; the criterion's ``scores``, rank-normalised, are the
+    model's query-aware feature): the shipped model, or the hand-set mix when its weights are
     unreadable or the caller set its own :class:`RecordWeights`. Without it (``Compressor(record_scorer=False)``
     with a named criterion): that criterion's min-max normalised scores plus the array-head prior, so the
     named criterion alone decides.
