@@ -173,11 +173,76 @@ def test_named_criteria_rank_structured_output_through_the_record_scorer() -> No
     named = Compressor(criterion="lexical").compress(text, query=query, budget=budget).text
     alone = Compressor(criterion="lexical", record_scorer=False).compress(text, query=query, budget=budget).text
     assert named == auto
-    assert alone != named
     assert compress(text, query=query, rate=0.15, criterion="lexical", record_scorer=False).text == alone
     for out in (named, alone):
         json.loads(out)
     assert "evt-041" in named
+    half = make_budget(rate=0.5)  # the two rankings differ (at 15% both keep the same records)
+    assert (Compressor(criterion="lexical").compress(text, query=query, budget=half).text
+            != Compressor(criterion="lexical", record_scorer=False).compress(text, query=query, budget=half).text)
+
+CAR = {"frontLeftTirePressure": 32.0, "frontRightTirePressure": 32.0, "rearLeftTirePressure": 30.0,
+       "rearRightTirePressure": 30.0, "healthy_tire_pressure": True,
+       "car_info": "; ".join(f"Setting{i}: value {i}, tires and wheels checked, sensor {i} normal" for i in range(40))}
+
+
+def test_fields_the_task_names_are_kept_even_when_their_names_are_camel_case() -> None:
+    from agent_tokred.criteria.record_model import key_matches, key_words
+
+    assert key_words("frontLeftTirePressure") == {"front", "left", "tire", "pressure"}
+    assert key_words("order_status") == {"order", "status"} and key_words("HTTPStatus") == {"http", "status"}
+    units = [Unit("frontLeftTirePressure: 32", kind="field", path="$.frontLeftTirePressure"),
+             Unit("note: x", kind="field", path="$.tires.note"), Unit("car_info: y", kind="field", path="$.car_info")]
+    m = key_matches(units, "what is the tires' pressure?")
+    assert m[0, 0] == 0.5 and m[1, 1] == 1.0 and m[2].tolist() == [0.0, 0.0]
+    for rate in (0.5, 0.3, 0.15):
+        r = compress(json.dumps(CAR), query="Check the current tire pressure for each tire", rate=rate)
+        kept = json.loads(r.text)
+        assert kept.get("frontLeftTirePressure") == 32.0 and r.tokens_after <= r.budget_tokens
+
+
+def test_a_list_nothing_tells_apart_keeps_its_head_not_its_shortest_items() -> None:
+    """Tickers of one list cost alike in the ranking: the first ones stay, not the one-letter ones."""
+    symbols = ["NVDA", "OMEG", "JHGUN", "LMAT"] + [chr(65 + i % 26) * (1 + i % 3) for i in range(400)]
+    r = compress(json.dumps(symbols), query="show me the current watchlist contents", rate=0.15)
+    kept = json.loads(r.text)
+    assert kept[:4] == ["NVDA", "OMEG", "JHGUN", "LMAT"] and r.tokens_after <= r.budget_tokens
+
+
+def test_the_criterion_picks_the_sentences_of_a_long_text_field() -> None:
+    from agent_tokred.criteria.record_model import pieces_by_criterion
+    from agent_tokred.strategies.structured import JsonUnits
+
+    tree = JsonUnits.build({"lines": ["One. Two. Three."], "n": 1}, max_unit_chars=6)
+    pieces = [k for k, leaf in enumerate(tree.leaves) if leaf.piece >= 0]
+    assert len(pieces) == 3
+    ranked, scores = np.zeros(len(tree.leaves)), np.zeros(len(tree.leaves))
+    ranked[pieces] = [0.9, 0.5, 0.1]  # the record ranking's slots for this field
+    scores[pieces] = [0.0, 0.0, 7.0]  # the criterion likes the last sentence
+    out = pieces_by_criterion(ranked, tree.leaves, scores)
+    assert out[pieces].tolist() == [0.5, 0.1, 0.9]
+    assert sorted(out.tolist()) == sorted(ranked.tolist())  # the slots are only handed out again
+    text = json.dumps({"matching_lines": [" ".join(
+        [f"The budget for item {i} was approved by the board without changes." for i in range(30)]
+        + ["However, a server error was detected in the final testing phase."]
+        + [f"Revenue for quarter {i} grew as the plan expected and margins held." for i in range(30)])]})
+    r = compress(text, query="hunt for any mentions of 'server error'", rate=0.15)
+    assert "a server error was detected" in r.text
+
+
+def test_an_id_every_sibling_shares_does_not_stand_for_the_record() -> None:
+    from agent_tokred.criteria.record_model import anchor_ids
+    from agent_tokred.strategies.structured import JsonUnits
+
+    bills = [{"bill_id": f"B{i}", "customer_id": "C1001", "status": s} for i, s in enumerate(["Paid", "Overdue"])]
+    tree = JsonUnits.build(bills, max_unit_chars=8)
+    paths = [u.path for u in tree.units]
+    ranked = np.zeros(len(paths))
+    ranked[paths.index("$[1].status")] = 0.9
+    ranked[paths.index("$[1].customer_id")] = 0.5  # ranked above the bill's own id
+    out = anchor_ids(ranked, tree.leaves)
+    assert out[paths.index("$[1].bill_id")] > out[paths.index("$[1].status")]
+    assert out[paths.index("$[1].customer_id")] == 0.5
 
 
 def test_record_scorer_option_must_be_a_bool() -> None:

@@ -1,11 +1,15 @@
 """A small learned model of which fields of a structured tool output an agent will need.
 
-Logistic regression over cheap, model-free features of each field unit: its role (id-like key,
-role key such as ``email`` or ``date``, id-like value, null, long free text), where it sits (depth,
-array position, size of its collection, place in the document), whether it holds a whole object,
-what it costs, how well its record matches the task, whether its value is already stated in the
-task, and the query-aware lexical score. The structured strategy ranks units by the predicted
-probability per token (the greedy answer to "most evidence for the budget").
+A one-hidden-layer network over cheap, model-free features of each field unit: its role (id-like
+key, role key such as ``email`` or ``date``, id-like value, null, long free text), where it sits
+(depth, array position, size of its collection, which top-level section), whether it holds a whole
+object, what it costs, how well its record matches the task, whether its value is already stated in
+the task, whether the task names the field (``frontLeftTirePressure`` for "tire pressure", its own
+name or an enclosing one), and the criterion's query-aware score. The structured strategy ranks units
+by the predicted probability per token (the greedy answer to "most evidence for the budget"), with
+three rules on top: items of one list cost alike (:func:`item_costs`), the criterion picks the
+sentences of a long text field (:func:`pieces_by_criterion`), and a record's own id comes with it
+(:func:`anchor_ids`).
 
 The shipped weights (``data/record_scorer.json``) were fitted on the dev split of
 ``bench.bench_tools`` (τ²-bench, BFCL, tables; the test split's tasks are held out) by
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from .._patterns import PROTECTED
 from ..strategies.structured import ARRAY_HEAD_PRIOR, array_head_prior
 from ..units import Unit
 from .base import minmax_normalize, rank_normalize
+from .lexical import STOP_WORDS, terms
 from .records import (
     _EMPTY,
     _ID_KEY,
@@ -56,8 +62,8 @@ from .records import (
 
 FEATURES: tuple[str, ...] = (
     "lexical_rank", "id_key", "role_key", "id_value", "empty", "long_text", "inv_depth", "array_item",
-    "head_prior", "log_collection", "container", "log_cost", "position", "record_match", "in_record",
-    "known", "field_prior",
+    "head_prior", "log_collection", "container", "log_cost", "section", "record_match", "in_record",
+    "known", "field_prior", "key_match", "path_match",
 )
 HEAD_PRIOR = 0.5
 WEIGHTS_FILE = Path(__file__).resolve().parent.parent / "data" / "record_scorer.json"
@@ -92,12 +98,65 @@ def record_features(
         x[k, 9] = math.log1p(sizes.get(parents[k], 0))
         x[k, 10] = 1.0 if isinstance(value, (dict, list)) else 0.0
         x[k, 11] = math.log1p(costs[k])
-        x[k, 12] = k / max(1, n - 1)
         x[k, 14] = 1.0 if records[k] else 0.0
+    x[:, 12] = section_positions(units)
     x[:, 13] = record_match(units, query, records)
     x[:, 15] = known_values(units, query)
     x[:, 16] = field_prior(units, values)
+    x[:, 17:19] = key_matches(units, query)
     return x
+
+
+def section_positions(units: Sequence[Unit]) -> np.ndarray:
+    """Where a unit's top-level field comes among the root object's fields, in ``[0, 1]`` (0 for a root
+    list): later sections of an API response (a user's ``orders`` after the profile) hold what the next
+    call needs more often than the profile the agent already knows. Positions inside lists do not count."""
+    firsts = [split_path(u.path)[:1] for u in units]
+    order: dict[str, int] = {}
+    for first in firsts:
+        if first and isinstance(first[0], str) and first[0] not in order:
+            order[first[0]] = len(order)
+    if len(order) < 2:
+        return np.zeros(len(units))
+    return np.asarray([order[f[0]] / (len(order) - 1) if f and isinstance(f[0], str) else 0.0 for f in firsts])
+
+
+_KEY_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def key_words(key: str) -> set[str]:
+    """The words of a field name (``frontLeftTirePressure``, ``tire_pressure``, ``Tire-Pressure``: tire,
+    pressure, ...), lower-cased, stop words and one-letter pieces out, a plural ``s`` dropped."""
+    words = (w.lower() for w in _KEY_WORD.findall(key))
+    return {_singular(w) for w in words if len(w) > 1 and w not in STOP_WORDS}
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us")) else word
+
+
+def key_matches(units: Sequence[Unit], query: str | None) -> np.ndarray:
+    """Per unit: the share of its own field name's words the query says ("tire pressure" names
+    ``frontLeftTirePressure`` by half), and the best share among the names of the fields it lies in."""
+    out = np.zeros((len(units), 2))
+    if not query:
+        return out
+    asked = {_singular(w) for t in terms(query) for w in key_words(t)} | key_words(query)
+    shares: dict[str, float] = {}
+
+    def share(key: str) -> float:
+        known = shares.get(key)
+        if known is None:
+            words = key_words(key)
+            known = shares[key] = len(words & asked) / len(words) if words else 0.0
+        return known
+
+    for k, unit in enumerate(units):
+        keys = [s for s in split_path(unit.path) if isinstance(s, str)]
+        if keys:
+            out[k, 0] = share(keys[-1])
+            out[k, 1] = max((share(key) for key in keys[:-1]), default=0.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -195,11 +254,52 @@ def rank_tree_units(
         return minmax_normalize(scores) + ARRAY_HEAD_PRIOR * array_head_prior(units)
     values = [leaf.value for leaf in tree.leaves]
     model = shipped_model() if weights is DEFAULT_WEIGHTS else None
+    per_item = item_costs(tree.leaves, costs)
     if model is not None:
-        ranked = model.rank(record_features(units, scores, query, tree.records(), values, costs), costs)
+        ranked = model.rank(record_features(units, scores, query, tree.records(), values, costs), per_item)
     else:
-        ranked = record_scores(units, scores, query, costs, tree.records(), weights, values)
-    return anchor_ids(ranked, tree.leaves, query)
+        ranked = record_scores(units, scores, query, per_item, tree.records(), weights, values)
+    return anchor_ids(pieces_by_criterion(ranked, tree.leaves, scores), tree.leaves, query)
+
+
+def pieces_by_criterion(ranked: np.ndarray, leaves: Sequence[Any], scores: np.ndarray) -> np.ndarray:
+    """Inside one long text field cut into sentences, the criterion says which sentences come first.
+
+    The record ranking decides how much of the field is worth its tokens (the ranks its pieces get
+    among the other fields); the criterion, which reads the text against the task, decides which of
+    its sentences take those ranks: the best-ranked slot goes to the sentence the criterion scores
+    highest (ties: the earlier sentence).
+    """
+    groups: dict[tuple[str | int, ...], list[int]] = {}
+    for k, leaf in enumerate(leaves):
+        if leaf.piece >= 0:
+            groups.setdefault(leaf.steps, []).append(k)
+    out = np.array(ranked, dtype=np.float64)
+    for members in groups.values():
+        if len(members) > 1:
+            slots = sorted((float(ranked[k]) for k in members), reverse=True)
+            by_text = sorted(members, key=lambda k: (-float(scores[k]), k))
+            for k, slot in zip(by_text, slots):
+                out[k] = slot
+    return out
+
+
+def item_costs(leaves: Sequence[Any], costs: Sequence[int]) -> list[int]:
+    """Costs for ranking: a scalar item of a list (``["NVDA", "OMEG", "W", ...]``) costs the median of
+    its list's scalar items, so that items the task does not tell apart keep their order (the head of
+    the list) instead of the shortest being taken first; every other unit costs its own tokens."""
+    groups: dict[tuple[str | int, ...], list[int]] = {}
+    for k, leaf in enumerate(leaves):
+        steps = leaf.steps
+        if steps and isinstance(steps[-1], int) and leaf.piece < 0 and not isinstance(leaf.value, (dict, list)):
+            groups.setdefault(steps[:-1], []).append(k)
+    out = list(costs)
+    for members in groups.values():
+        if len(members) > 1:
+            median = int(np.median([costs[k] for k in members]))
+            for k in members:
+                out[k] = median
+    return out
 
 
 def anchor_ids(ranked: np.ndarray, leaves: Sequence[Any], query: str | None = None) -> np.ndarray:
@@ -207,21 +307,31 @@ def anchor_ids(ranked: np.ndarray, leaves: Sequence[Any], query: str | None = No
 
     A record of a list kept without its identifier (a bill's dates without its ``bill_id``) cannot be
     named in the next tool call, so its best-ranked ``id``/``*_id`` field is taken before any other part
-    of it (nested parts included). Single objects (the root, an ``address``) are left as ranked, and so
-    is an id the query already states (the agent has it). ``leaves`` are the tree's leaves
-    (``steps``, ``value``, ``piece``), one per unit.
+    of it (nested parts included). The record's own id is preferred: one whose value no sibling shares
+    (every bill's ``customer_id`` is the same, so it names none of them). Single objects (the root, an
+    ``address``) are left as ranked (anchoring the root's id cost 9 points in τ² retail at 15% on the
+    dev split), and so is an id the query already states (the agent has it). ``leaves`` are the tree's
+    leaves (``steps``, ``value``, ``piece``), one per unit.
     """
     known = (query or "").lower()
-    id_of: dict[tuple[str | int, ...], int] = {}
+    candidates: list[int] = []
+    seen: Counter[tuple[tuple[str | int, ...], str, str]] = Counter()
     for k, leaf in enumerate(leaves):
         steps = leaf.steps
         record_field = len(steps) >= 2 and isinstance(steps[-2], int) and isinstance(steps[-1], str)
         scalar = leaf.value is not None and not isinstance(leaf.value, (dict, list))
         if (record_field and scalar and leaf.piece < 0 and _STRICT_ID_KEY.search(str(steps[-1]))
                 and str(leaf.value).lower() not in known):
-            j = id_of.get(steps[:-1], -1)
-            if j < 0 or ranked[k] > ranked[j]:
-                id_of[steps[:-1]] = k
+            candidates.append(k)
+            seen[(steps[:-2], str(steps[-1]), str(leaf.value))] += 1
+    id_of: dict[tuple[str | int, ...], int] = {}
+    for k in candidates:  # an id every sibling shares (the bills' customer_id) names none of them
+        steps = leaves[k].steps
+        own = seen[(steps[:-2], str(steps[-1]), str(leaves[k].value))] == 1
+        j = id_of.get(steps[:-1], -1)
+        j_own = j >= 0 and seen[(leaves[j].steps[:-2], str(leaves[j].steps[-1]), str(leaves[j].value))] == 1
+        if j < 0 or (own, ranked[k]) > (j_own, ranked[j]):
+            id_of[steps[:-1]] = k
     if not id_of:
         return ranked
     out = np.array(ranked, dtype=np.float64)
