@@ -158,6 +158,9 @@ def _forget_unit_caches() -> None:
     spans = getattr(importlib.import_module("agent_tokred._protected_fast"), "_chunk_spans", None)
     if spans is not None:  # protected spans of sentence-end chunks
         spans.cache_clear()
+    steps = getattr(importlib.import_module("agent_tokred.criteria.records"), "path_steps", None)
+    if steps is not None:  # parsed field paths
+        steps.cache_clear()
 
 
 def tokenizer_speeds(text: str, repeats: int) -> dict[str, float]:

@@ -55,9 +55,9 @@ from .records import (
     _last_key,
     field_prior,
     known_values,
+    path_steps,
     record_match,
     record_scores,
-    split_path,
 )
 
 FEATURES: tuple[str, ...] = (
@@ -85,7 +85,7 @@ def record_features(
         key = _last_key(unit.path)
         base_key = key.lower().replace("-", "_")
         text = "" if isinstance(value, (dict, list)) or value is None else str(value).strip().strip('"')
-        steps = split_path(unit.path)
+        steps = path_steps(unit.path)
         x[k, 1] = 1.0 if (_ID_KEY.search(key) or base_key in ("id", "ids")) else 0.0
         x[k, 2] = 1.0 if (base_key.split("_")[-1] in _ROLE_KEYS or base_key in _ROLE_KEYS) else 0.0
         x[k, 3] = 1.0 if text and len(text) <= 64 and (_IDENT_VALUE.match(text) or PROTECTED.fullmatch(text)) else 0.0
@@ -111,7 +111,7 @@ def section_positions(units: Sequence[Unit]) -> np.ndarray:
     """Where a unit's top-level field comes among the root object's fields, in ``[0, 1]`` (0 for a root
     list): later sections of an API response (a user's ``orders`` after the profile) hold what the next
     call needs more often than the profile the agent already knows. Positions inside lists do not count."""
-    firsts = [split_path(u.path)[:1] for u in units]
+    firsts = [path_steps(u.path)[:1] for u in units]
     order: dict[str, int] = {}
     for first in firsts:
         if first and isinstance(first[0], str) and first[0] not in order:
@@ -152,7 +152,7 @@ def key_matches(units: Sequence[Unit], query: str | None) -> np.ndarray:
         return known
 
     for k, unit in enumerate(units):
-        keys = [s for s in split_path(unit.path) if isinstance(s, str)]
+        keys = [s for s in path_steps(unit.path) if isinstance(s, str)]
         if keys:
             out[k, 0] = share(keys[-1])
             out[k, 1] = max((share(key) for key in keys[:-1]), default=0.0)

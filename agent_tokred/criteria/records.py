@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,12 @@ _EMPTY = frozenset(["null", "None", "", "[]", "{}", "~", "false"])
 
 def split_path(path: str) -> list[str | int]:
     """``$.a.b[2]["x y"]`` -> ``["a", "b", 2, "x y"]``."""
+    return list(path_steps(path))
+
+
+@lru_cache(maxsize=65536)
+def path_steps(path: str) -> tuple[str | int, ...]:
+    """:func:`split_path` as a tuple, memoised: every signal of the record scorer reads each unit's path."""
     steps: list[str | int] = []
     for m in _STEP.finditer(path):
         if m.group(1) is not None:
@@ -63,11 +70,11 @@ def split_path(path: str) -> list[str | int]:
             steps.append(int(m.group(2)))
         else:
             steps.append(m.group(3)[1:-1])
-    return steps
+    return tuple(steps)
 
 
 def _key_and_value(unit: Unit) -> tuple[str, str]:
-    steps = split_path(unit.path)
+    steps = path_steps(unit.path)
     key = next((s for s in reversed(steps) if isinstance(s, str)), "")
     text = unit.text
     value = text.split(": ", 1)[1] if ": " in text[: len(key) + 4] and key else text
@@ -88,13 +95,13 @@ def field_prior(units: Sequence[Unit], values: Sequence[Any] | None = None) -> n
             continue
         key = _key_and_value(unit)[0] if values is None else _last_key(unit.path)
         value: Any = _key_and_value(unit)[1] if values is None else values[k]
-        depth = sum(1 for s in split_path(unit.path) if isinstance(s, str))
+        depth = sum(1 for s in path_steps(unit.path) if isinstance(s, str))
         out[k] = _prior(key, value, 0) + 0.2 / (1 + max(0, depth - 1))
     return np.clip(out, 0.0, 1.0)
 
 
 def _last_key(path: str) -> str:
-    return next((s for s in reversed(split_path(path)) if isinstance(s, str)), "")
+    return next((s for s in reversed(path_steps(path)) if isinstance(s, str)), "")
 
 
 def _prior(key: str, value: Any, level: int) -> float:
