@@ -212,6 +212,26 @@ def tune(
     return next(s[3] for s in ok if s[1] >= top - 1.0), rows
 
 
+def where_baseline_leads(recs: Sequence[dict[str, Any]], method: Method, baseline: Method) -> dict[str, dict[str, int]]:
+    """Traces (deriving the gold in full) where ``baseline`` removes over 20 tokens more than ``method``,
+    and in how many of them the baseline's kept thinking no longer derives the gold (only mentions it)."""
+    out: dict[str, dict[str, int]] = {}
+    for model in MODELS:
+        leads = underived = 0
+        for r in recs:
+            st = _static(r)
+            if r["model"] != model or not st["derives"]:
+                continue
+            ours, theirs = method(r), baseline(r)
+            if ours is None or theirs is None:
+                continue
+            if COUNTER.count(ours) > COUNTER.count(theirs) + 20:
+                leads += 1
+                underived += not any(c.value == r["gold_value"] for c in extract_candidates(theirs))
+        out[model] = {"baseline_removes_more": leads, "of_which_gold_no_longer_derived": underived}
+    return out
+
+
 def _cfg_name(cfg: OverthinkingConfig) -> str:
     trig = "+".join(cfg.strategy.triggers)
     if cfg.use_conclusion and cfg.anchor_gate == "mentioned":
@@ -320,6 +340,8 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
     }
     methods = {name: cached(m) for name, m in methods.items()}
     results = {split: {n: evaluate(rs, m) for n, m in methods.items()} for split, rs in (("test", test), ("all", recs))}
+    wait_name = 'baseline: first "Wait" after the answer first appears'
+    leads = where_baseline_leads(test, methods[f"detector, with conclusion ({_cfg_name(anchored)})"], methods[wait_name])
     # Stream mode: each test trace streamed to the monitor in 4-token chunks; a stop ends the generation.
     results["stream"] = stream_results(test, online, _cfg_name(online), wait_after_first_answer)
     if not quick:
@@ -338,6 +360,7 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
         "tuned": {"anchored": _cfg_name(anchored), "mentioned": _cfg_name(mentioned), "online": _cfg_name(online)},
         "tuning_dev": anchored_rows + mention_rows + online_rows,
         "wait_baseline_dev_kept": wait_dev,
+        "wait_baseline_leads_test": leads,
         "results": results,
         "speed_ms_per_trace": spd,
         "load_average_1m": os.getloadavg()[0],
@@ -349,6 +372,12 @@ def run(quick: bool, out_dir: Path) -> dict[str, Any]:
         f"baseline does on dev: {wait_dev:.1f} %, the lower of the two models.)\n"
     )
     md.append(_table("Test half (not used for tuning):", results["test"]))
+    md.append(
+        'Where the first-"Wait" baseline removes more than the default detector (test half, traces that '
+        "derive the gold): " + "; ".join(
+            f"{m}: {v['baseline_removes_more']} traces, in {v['of_which_gold_no_longer_derived']} of them its "
+            "kept thinking no longer derives the gold (it only mentions it)" for m, v in leads.items()) + ".\n"
+    )
     md.append(_table("All traces:", results["all"]))
     md.append(
         "Test half, stream mode (each trace streamed token by token, 4 o200k tokens per chunk; a stop ends "
