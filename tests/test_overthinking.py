@@ -551,6 +551,32 @@ def test_cli_text_and_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert _cli(["overthinking", str(tmp_path / "missing.txt")]) == 2
 
 
+def test_presets_name_the_two_tuned_cuts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``max_removal`` cuts at the first re-check once the final answer is mentioned; ``default`` waits
+    until the thinking derives it."""
+    from agent_tokred.errors import UnknownNameError
+
+    assert OverthinkingConfig.preset("default") == OverthinkingConfig()
+    wide = OverthinkingConfig.preset("max_removal")
+    assert wide.anchor_gate == "mentioned" and wide.strategy.triggers == ("recheck",)
+    with pytest.raises(UnknownNameError, match="max_removal"):
+        OverthinkingConfig.preset("fast")
+    # 540 is mentioned (a guess) before it is derived: the wide preset may cut at the first re-check after it
+    trace = ("I vaguely remember 540 from a similar problem, but let me work it out.\n\n"
+             "Wait, let me double-check that properly. Each sprint is 60 meters and he does 3 sprints.\n\n"
+             "So 3 * 60 = 180 meters per session, and 180 * 3 = 540 meters a week.\n\n"
+             "Wait, let me double-check: 3 * 3 = 9 sprints, 9 * 60 = 540. Yes, 540.\n\n"
+             "Alternatively, maybe a sprint is a round trip? No. So 540 it is.</think>He runs **540** meters.")
+    default = detect_overthinking(trace)
+    eager = detect_overthinking(trace, config=wide)
+    assert eager.cut_char is not None and default.cut_char is not None and eager.cut_char < default.cut_char
+    assert "540" in eager.kept_thinking and eager.text.endswith("He runs **540** meters.")
+    path = tmp_path / "t.txt"
+    path.write_text(trace, encoding="utf-8")
+    assert _cli(["overthinking", str(path), "--json", "--preset", "max_removal"]) == 0
+    assert json.loads(capsys.readouterr().out)["cut_char"] == eager.cut_char
+
+
 # --- invariants on arbitrary input --------------------------------------------------------------
 
 _PIECES = [

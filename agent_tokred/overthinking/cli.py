@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..errors import TokredError
 from ..learned.data import read_jsonl
-from .detect import OverthinkingConfig, OverthinkingResult, detect_overthinking
+from .detect import PRESETS, OverthinkingConfig, OverthinkingResult, detect_overthinking
 from .trace import Untagged
 
 
@@ -39,6 +40,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--k", type=int, default=None, help="online re-derivations before a cut (no conclusion)")
     p.add_argument("--k-anchored", type=int, default=None, help="derivations of the conclusion's answer")
     p.add_argument("--no-conclusion", action="store_true", help="ignore the conclusion (online mode)")
+    p.add_argument("--preset", choices=PRESETS, default="default",
+                   help="max_removal: cut at the first re-check once the answer is mentioned (more removed, "
+                        "the kept thinking derives the answer less often)")
     p.add_argument("--thinking-only", action="store_true", help="read untagged text as thinking")
     p.add_argument("--tokenizer", default=None, help="token counter (default o200k_base)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of the truncated trace")
@@ -46,8 +50,9 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> OverthinkingConfig:
-    base = OverthinkingConfig()
-    return OverthinkingConfig(
+    base = OverthinkingConfig.preset(getattr(args, "preset", "default"))
+    return dataclasses.replace(
+        base,
         k=args.k if args.k is not None else base.k,
         k_anchored=args.k_anchored if args.k_anchored is not None else base.k_anchored,
         use_conclusion=not args.no_conclusion,

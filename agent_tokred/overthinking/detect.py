@@ -65,6 +65,9 @@ _REDUNDANCY: tuple[Redundancy, ...] = ("lexical", "embedding", "none")
 DEFAULT_MARKER = "\n[... {tokens} tokens of redundant re-checking removed]\n"
 
 
+PRESETS = ("default", "max_removal")
+
+
 @dataclass(frozen=True)
 class OverthinkingConfig:
     """How eagerly to cut (defaults tuned on the dev half of real R1 / QwQ GSM8K traces).
@@ -107,6 +110,22 @@ class OverthinkingConfig:
             raise UnknownNameError("redundancy detector", self.redundancy, _REDUNDANCY)
         if self.min_removed_tokens < 0:
             raise InvalidInputError(f"min_removed_tokens={self.min_removed_tokens!r}; must be >= 0")
+
+    @classmethod
+    def preset(cls, name: str) -> OverthinkingConfig:
+        """A named configuration (both chosen on the dev half of the R1 / QwQ traces).
+
+        ``"default"``: the cut waits until the final answer has been *derived* in the thinking, then
+        takes the first re-check or redundant step (the kept thinking still derives the answer).
+        ``"max_removal"``: the cut takes the first re-check once the final answer is *mentioned* at all
+        (on the test half 59.9% / 71.8% of thinking removed vs 56.9% / 69.2%, answer kept 97.9% / 100% vs
+        97.9% / 99.3%, but the kept thinking derives the answer less often: 88.0% / 90.9% vs 97.2% / 99.3%).
+        """
+        if name == "default":
+            return cls()
+        if name == "max_removal":
+            return cls(anchor_gate="mentioned", strategy=CutStrategy(triggers=("recheck",)))
+        raise UnknownNameError("overthinking preset", name, list(PRESETS))
 
     def render_marker(self, tokens: int) -> str:
         return self.marker.replace("{tokens}", str(tokens))
