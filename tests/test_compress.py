@@ -194,6 +194,25 @@ def test_property_json_in_json_out(value: object, target: int) -> None:
         json.loads(r.text)
 
 
+_KEYS = st.sampled_from(["id", "userId", "order_status", "TirePressure", "items", "名前", "", "a b", "0", "bill_ids"])
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+                    lambda c: st.lists(c, max_size=8) | st.dictionaries(_KEYS | st.text(max_size=6), c, max_size=6),
+                    max_leaves=60),
+       st.integers(min_value=4, max_value=80),
+       st.sampled_from(["what is the tire pressure", "status of order 7", "名前は", "show the bill ids", "   "]))
+@settings(max_examples=60, deadline=None)
+def test_property_json_with_a_task_in_json_out(value: object, target: int, query: str) -> None:
+    """The record scorer's signals (field names, list items, long text pieces, ids) on any tree and task."""
+    if not isinstance(value, (dict, list)):
+        value = [value]
+    r = compress(json.dumps(value), query=query, target_tokens=target)
+    assert r.tokens_after <= target
+    if r.text:
+        json.loads(r.text)
+
+
 def test_merge_strategy_spends_budget_on_distinct_content() -> None:
     text = "Disk is full on node 3. " * 8 + "The deploy failed at step 7. " + "Disk is full on node 3. " * 8
     text += "Retry scheduled for 10:00."
