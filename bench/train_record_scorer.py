@@ -21,7 +21,14 @@ import numpy as np
 
 from agent_tokred._structured_input import parse_structured
 from agent_tokred.criteria.lexical import lexical
-from agent_tokred.criteria.record_model import FEATURES, WEIGHTS_FILE, fit_model, record_features
+from agent_tokred.criteria.record_model import (
+    FEATURES,
+    WEIGHTS_FILE,
+    RecordEnsemble,
+    RecordModel,
+    fit_model,
+    record_features,
+)
 from agent_tokred.strategies.prune import estimate_costs
 from agent_tokred.strategies.structured import JsonUnits, unit_chars_for
 from agent_tokred.tokens import resolve_counter
@@ -65,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--power", type=float, default=1.0, help="cost exponent of the ranking")
     ap.add_argument("--hidden", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the first network")
+    ap.add_argument("--seeds", type=int, default=1, help="networks in the ensemble (seeds seed, seed+1, ...)")
     args = ap.parse_args(argv)
     x, y, w, families = build_rows("dev")
-    model = fit_model(x, y, w, hidden=args.hidden, epochs=args.epochs, seed=args.seed, power=args.power)
+    nets = tuple(fit_model(x, y, w, hidden=args.hidden, epochs=args.epochs, seed=args.seed + i, power=args.power)
+                 for i in range(max(1, args.seeds)))
+    model: RecordModel | RecordEnsemble = nets[0] if len(nets) == 1 else RecordEnsemble(nets, args.power)
     meta = {"command": "python -m bench.train_record_scorer " + " ".join(argv if argv is not None else sys.argv[1:]),
             "split": "dev (tasks of the test split held out)", "families": families, "units": len(y),
             "positives": int(y.sum()), "rates": list(RATES)}

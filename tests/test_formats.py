@@ -135,8 +135,18 @@ def test_field_prior_and_protection_rules() -> None:
 
 
 def test_shipped_record_scorer_loads_and_matches_features() -> None:
+    from agent_tokred.criteria.record_model import RecordEnsemble, load_record_model
+
     model = shipped_model()
-    assert model is not None and model.w1.shape[0] == len(FEATURES)
+    assert isinstance(model, RecordEnsemble) and len(model.members) == 5
+    assert all(m.w1.shape[0] == len(FEATURES) for m in model.members)
+    x = np.random.default_rng(0).normal(size=(7, len(FEATURES)))
+    mean = np.mean([m.probability(x) for m in model.members], axis=0)
+    assert np.allclose(model.probability(x), mean) and model.rank(x, [3] * 7).shape == (7,)
+    single = load_record_model(model.members[0].to_json({}))
+    assert np.allclose(single.probability(x), model.members[0].probability(x))
+    with pytest.raises(ValueError, match="without members"):
+        load_record_model(json.dumps({"features": list(FEATURES), "members": []}))
 
 
 def test_a_partly_kept_record_keeps_its_id() -> None:

@@ -11,9 +11,9 @@ three rules on top: items of one list cost alike (:func:`item_costs`), the crite
 sentences of a long text field (:func:`pieces_by_criterion`), and a record's own id comes with it
 (:func:`anchor_ids`).
 
-The shipped weights (``data/record_scorer.json``) were fitted on the dev split of
-``bench.bench_tools`` (τ²-bench, BFCL, tables; the test split's tasks are held out) by
-``python -m bench.train_record_scorer``; the file records that.
+The shipped weights (``data/record_scorer.json``) are five such networks (seeds 0-4, probabilities
+averaged) fitted on the dev split of ``bench.bench_tools`` (τ²-bench, BFCL, tables; the test split's
+tasks are held out) by ``python -m bench.train_record_scorer --seeds 5``; the file records that.
 
 Example:
     >>> from agent_tokred.units import Unit
@@ -159,6 +159,15 @@ def key_matches(units: Sequence[Unit], query: str | None) -> np.ndarray:
     return out
 
 
+def evidence_per_token(p: np.ndarray, x: np.ndarray, costs: Sequence[int], power: float) -> np.ndarray:
+    """Predicted evidence per token (``cost ** power``), the head of an array keeping a fixed prior on top
+    (``HEAD_PRIOR * max(p) / (1 + i)``): lists in API responses are ordered and agents ask for "the first
+    one", whatever the training data."""
+    c = np.maximum(np.asarray(costs, dtype=np.float64), 1.0)
+    head = x[:, FEATURES.index("head_prior")] * x[:, FEATURES.index("array_item")]
+    return (p + HEAD_PRIOR * float(p.max(initial=0.0)) * head) / c**power
+
+
 @dataclass(frozen=True)
 class RecordModel:
     """Standardise, one tanh hidden layer, a logistic output; ``power`` sets how strongly cost divides
@@ -178,35 +187,66 @@ class RecordModel:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def rank(self, x: np.ndarray, costs: Sequence[int]) -> np.ndarray:
-        """Expected evidence per token: the order in which the structured strategy keeps units.
+        """Expected evidence per token: the order in which the structured strategy keeps units."""
+        return evidence_per_token(self.probability(x), x, costs, self.power)
 
-        The head of an array keeps a fixed prior on top of the model (``HEAD_PRIOR * max(p) / (1 + i)``): lists
-        in API responses are ordered and agents ask for "the first one", whatever the training data.
-        """
-        c = np.maximum(np.asarray(costs, dtype=np.float64), 1.0)
-        head = x[:, FEATURES.index("head_prior")] * x[:, FEATURES.index("array_item")]
-        p = self.probability(x)
-        return (p + HEAD_PRIOR * float(p.max(initial=0.0)) * head) / c**self.power
+    def weights(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "w1": self.w1.tolist(),
+                "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2}
 
     def to_json(self, meta: dict[str, Any]) -> str:
-        return json.dumps({"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                           "w1": self.w1.tolist(), "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2,
-                           "power": self.power, "meta": meta})
+        return json.dumps({"features": list(FEATURES), **self.weights(), "power": self.power, "meta": meta})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], power: float = 1.0) -> RecordModel:
+        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["w1"]), np.asarray(d["b1"]),
+                   np.asarray(d["w2"]), float(d["b2"]), power)
 
     @classmethod
     def from_json(cls, text: str) -> RecordModel:
         d = json.loads(text)
         if list(d["features"]) != list(FEATURES):
             raise ValueError("record scorer weights were fitted on other features; retrain them")
-        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["w1"]), np.asarray(d["b1"]),
-                   np.asarray(d["w2"]), float(d["b2"]), float(d.get("power", 1.0)))
+        return cls.from_dict(d, float(d.get("power", 1.0)))
+
+
+@dataclass(frozen=True)
+class RecordEnsemble:
+    """Networks fitted with different seeds on the same rows; their probabilities are averaged, which
+    keeps the ranking from hanging on one seed's quirks on inputs unlike the training data."""
+
+    members: tuple[RecordModel, ...]
+    power: float = 1.0
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m.probability(x) for m in self.members], axis=0)
+
+    def rank(self, x: np.ndarray, costs: Sequence[int]) -> np.ndarray:
+        return evidence_per_token(self.probability(x), x, costs, self.power)
+
+    def to_json(self, meta: dict[str, Any]) -> str:
+        return json.dumps({"features": list(FEATURES), "members": [m.weights() for m in self.members],
+                           "power": self.power, "meta": meta})
+
+
+def load_record_model(text: str) -> RecordModel | RecordEnsemble:
+    """A weights file: one network, or an ensemble (``"members"``)."""
+    d = json.loads(text)
+    if list(d["features"]) != list(FEATURES):
+        raise ValueError("record scorer weights were fitted on other features; retrain them")
+    power = float(d.get("power", 1.0))
+    if "members" in d:
+        if not d["members"]:
+            raise ValueError("record scorer ensemble without members")
+        return RecordEnsemble(tuple(RecordModel.from_dict(m, power) for m in d["members"]), power)
+    return RecordModel.from_dict(d, power)
 
 
 @lru_cache(maxsize=1)
-def shipped_model() -> RecordModel | None:
+def shipped_model() -> RecordModel | RecordEnsemble | None:
     """The shipped weights, or ``None`` when the file is missing or unreadable (the heuristic is used)."""
     try:
-        return RecordModel.from_json(WEIGHTS_FILE.read_text(encoding="utf-8"))
+        return load_record_model(WEIGHTS_FILE.read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
