@@ -141,7 +141,7 @@ def key_matches(units: Sequence[Unit], query: str | None) -> np.ndarray:
     out = np.zeros((len(units), 2))
     if not query:
         return out
-    asked = {_singular(w) for t in terms(query) for w in key_words(t)} | key_words(query)
+    asked = {w for t in terms(query) for w in key_words(t)} | key_words(query)
     shares: dict[str, float] = {}
 
     def share(key: str) -> float:
