@@ -28,9 +28,15 @@ HANDLE_PREFIX = "tkr-"
 
 
 def make_handle(original: str, namespace: str = "") -> str:
-    """A stable handle for an original (same text and namespace, same handle)."""
-    digest = hashlib.sha256(f"{namespace}\x00{original}".encode("utf-8", "surrogatepass")).hexdigest()
-    return HANDLE_PREFIX + digest[:24]
+    """A stable handle for an original (same text and namespace, same handle): ``tkr-`` and 24 decimal
+    digits of its SHA-256 (about 80 bits).
+
+    Decimal, because OpenAI's tokenizers cut digit runs into threes: every handle costs the same tokens
+    (11 in o200k_base and cl100k_base), so a note that names one costs what its estimate says whatever
+    the digest; hex digests cost 12-23 tokens, which made budgets and runs vary with the messages' ids.
+    """
+    digest = hashlib.sha256(f"{namespace}\x00{original}".encode("utf-8", "surrogatepass")).digest()
+    return HANDLE_PREFIX + str(int.from_bytes(digest, "big") % 10**24).zfill(24)
 
 
 def fingerprint(text: str) -> str:

@@ -87,6 +87,24 @@ def test_original_is_archived_and_recallable() -> None:
         recall("tkr-unknown", arc)
 
 
+def test_handles_cost_the_same_tokens_whatever_the_original() -> None:
+    """Handles are decimal: a note naming one costs what its estimate says, whatever the messages' ids."""
+    from agent_tokred.archive import make_handle
+    from agent_tokred.integration.archive import is_handle
+    from agent_tokred.messages.notes import PLACEHOLDER_HANDLE, note_text
+    from agent_tokred.tokens import resolve_counter
+
+    handles = {make_handle(f"original {i} {'x' * (i % 7)}", f"ns{i % 3}") for i in range(500)}
+    assert len(handles) == 500 and all(is_handle(h) for h in handles)
+    assert make_handle("same", "ns") == make_handle("same", "ns") != make_handle("same", "other")
+    assert is_handle("tkr-6e340b9cffb37a989ca544e6")  # hex handles of earlier archives still read
+    for name in ("o200k_base", "cl100k_base"):
+        count = resolve_counter(name).count
+        assert {count(h) for h in handles} == {count(PLACEHOLDER_HANDLE)}
+        assert {count(note_text(3, {"search": 2}, 1, h)) for h in handles} == {
+            count(note_text(3, {"search": 2}, 1, PLACEHOLDER_HANDLE))}
+
+
 def test_never_applied_twice_to_its_own_output() -> None:
     arc = InMemoryArchive()
     first = compress(PROSE, rate=0.3, criterion="lexical", archive=arc)

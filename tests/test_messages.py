@@ -350,9 +350,12 @@ def test_dropped_pairs_collapse_into_one_note_never_dearer_than_them() -> None:
     assert len(notes) <= 6  # at most one per question, not one per dropped pair
     for rec in (r for r in report.messages if r.action == "dropped_pair"):
         assert rec.tokens_after < rec.tokens_before  # a note never costs more than what it replaces
-    # the demo's symptom: user/AI text ("history") grew when each pair became a longer note
+    # the demo's symptom: user/AI text ("history") grew when each pair became a longer note (+19 tokens
+    # of history per pair here); a run of one pair may still become one note (more user/AI text than
+    # the pair's call, fewer tokens than the pair), so history may grow by less than one note
     history = [TALLY.count(m) for m in msgs if not isinstance(m, ToolMessage)]
-    assert sum(TALLY.count(m) for m in out if not isinstance(m, ToolMessage)) <= sum(history)
+    grown = sum(TALLY.count(m) for m in out if not isinstance(m, ToolMessage)) - sum(history)
+    assert grown < min(TALLY.count(n) for n in notes)
     # no two AI messages in a row: a note before a kept answer is folded into it
     assert not any(isinstance(a, AIMessage) and isinstance(b, AIMessage) and not b.tool_calls
                    for a, b in itertools.pairwise(out))

@@ -38,7 +38,8 @@ def namespace_label(value: object) -> str:
 
 
 def is_handle(value: object) -> bool:
-    """True when ``value`` looks like an agent-tokred handle (``tkr-`` + 24 hex digits)."""
+    """True when ``value`` looks like an agent-tokred handle (``tkr-`` + 24 digits: decimal, or
+    hex in archives written by earlier versions)."""
     return isinstance(value, str) and _HANDLE.match(value) is not None
 
 

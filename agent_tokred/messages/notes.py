@@ -24,8 +24,8 @@ Where the note goes (no orphan tool call, no two AI messages in a row where avoi
 
 Example:
     >>> from collections import Counter
-    >>> note_text(6, Counter(search=3), 0, "tkr-0123456789abcdef01234567")
-    '[agent-tokred: 6 earlier messages archived (tool calls: search×3): recall("tkr-0123456789abcdef01234567")]'
+    >>> note_text(6, Counter(search=3), 0, "tkr-012345678901234567890123")
+    '[agent-tokred: 6 earlier messages archived (tool calls: search×3): recall("tkr-012345678901234567890123")]'
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from typing import Any
 from .unit import NOTE_ACTION, MessageUnit, edited, new_unit
 
 _MAX_NAMES = 3
-# The handle in an estimate: a real one costs 12-24 o200k tokens (16 typical); this one costs 17,
-# and the estimate adds a margin, so a note is rarely dearer than estimated (the caller re-checks).
-PLACEHOLDER_HANDLE = "tkr-6e340b9cffb37a989ca544e6"
+# The handle in an estimate: every handle costs the same o200k / cl100k tokens (24 decimal digits, see
+# agent_tokred.archive.make_handle); other tokenizers may differ, so the estimate keeps a margin (the
+# caller re-checks).
+PLACEHOLDER_HANDLE = "tkr-" + "0" * 24
 ESTIMATE_MARGIN = 3
 
 
