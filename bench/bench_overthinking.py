@@ -31,10 +31,9 @@ import dataclasses
 import gzip
 import json
 import os
-import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +41,16 @@ from agent_tokred.overthinking import (
     CutStrategy,
     OverthinkingConfig,
     detect_overthinking,
-    segment_steps,
     split_trace,
 )
 from agent_tokred.overthinking.answers import extract_candidates, final_answer, mentions
 from agent_tokred.overthinking.detectors import _candidates_cached
-from agent_tokred.tokens import resolve_counter
+from bench._overthinking_baselines import COUNTER, Method, fixed_fraction, wait_after_first_answer
 from bench._overthinking_stream import PUBLISHED, stream_results, stream_table
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "reasoning_traces_dev.jsonl.gz"
 MODELS = ("deepseek-r1", "qwq-32b")
 COMMAND = "python -m bench.bench_overthinking"
-COUNTER = resolve_counter()
-MARKER = OverthinkingConfig().marker
-_WAIT = re.compile(r"[\s*#>-]*(?:but\s+)?wait\b", re.IGNORECASE)
-
-# A method maps (record) -> kept thinking (None: not a trace).
-Method = Callable[[dict[str, Any]], "str | None"]
 
 
 def load(path: Path = DATA) -> list[dict[str, Any]]:
@@ -77,47 +69,6 @@ def detector_method(cfg: OverthinkingConfig) -> Method:
     def run(r: dict[str, Any]) -> str | None:
         res = detect_overthinking(r["trace"], question=r["question"], config=cfg)
         return None if res.reason == "not_a_trace" else res.kept_thinking
-
-    return run
-
-
-def _cut_at(thinking: str, char: int | None) -> str:
-    if char is None:
-        return thinking
-    removed = COUNTER.count(thinking[char:])
-    return thinking[:char] + MARKER.replace("{tokens}", str(removed)) if removed else thinking
-
-
-def wait_after_first_answer(r: dict[str, Any]) -> str | None:
-    """Baseline: cut at the first step opening with "Wait" after the conclusion's answer first appears."""
-    split = split_trace(r["trace"])
-    if split.form == "not_a_trace":
-        return None
-    answer = final_answer(split.answer)
-    first = mentions(split.thinking, answer)[0] if answer and mentions(split.thinking, answer) else None
-    if first is None:
-        return split.thinking
-    for step in segment_steps(split.thinking):
-        if step.start > first and _WAIT.match(step.text):
-            return _cut_at(split.thinking, step.start)
-    return split.thinking
-
-
-def fixed_fraction(frac: float) -> Method:
-    """Baseline: cut at the first step boundary past ``frac`` of the thinking tokens."""
-
-    def run(r: dict[str, Any]) -> str | None:
-        split = split_trace(r["trace"])
-        if split.form == "not_a_trace":
-            return None
-        steps = segment_steps(split.thinking)
-        total = COUNTER.count(split.thinking)
-        acc = 0
-        for step in steps:
-            if acc >= frac * total and step.start > 0:
-                return _cut_at(split.thinking, step.start)
-            acc += COUNTER.count(step.text)
-        return split.thinking
 
     return run
 

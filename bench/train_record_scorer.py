@@ -25,7 +25,6 @@ from agent_tokred.criteria.record_model import (
     FEATURES,
     WEIGHTS_FILE,
     RecordEnsemble,
-    RecordModel,
     fit_model,
     record_features,
 )
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y, w, families = build_rows("dev")
     nets = tuple(fit_model(x, y, w, hidden=args.hidden, epochs=args.epochs, seed=args.seed + i, power=args.power)
                  for i in range(max(1, args.seeds)))
-    model: RecordModel | RecordEnsemble = nets[0] if len(nets) == 1 else RecordEnsemble(nets, args.power)
+    model = RecordEnsemble(nets, args.power)
     meta = {"command": "python -m bench.train_record_scorer " + " ".join(argv if argv is not None else sys.argv[1:]),
             "split": "dev (tasks of the test split held out)", "families": families, "units": len(y),
             "positives": int(y.sum()), "rates": list(RATES)}

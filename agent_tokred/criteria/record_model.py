@@ -186,10 +186,6 @@ class RecordModel:
         z = h @ self.w2 + self.b2
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
-    def rank(self, x: np.ndarray, costs: Sequence[int]) -> np.ndarray:
-        """Expected evidence per token: the order in which the structured strategy keeps units."""
-        return evidence_per_token(self.probability(x), x, costs, self.power)
-
     def weights(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "w1": self.w1.tolist(),
                 "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2}
@@ -201,13 +197,6 @@ class RecordModel:
     def from_dict(cls, d: dict[str, Any], power: float = 1.0) -> RecordModel:
         return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["w1"]), np.asarray(d["b1"]),
                    np.asarray(d["w2"]), float(d["b2"]), power)
-
-    @classmethod
-    def from_json(cls, text: str) -> RecordModel:
-        d = json.loads(text)
-        if list(d["features"]) != list(FEATURES):
-            raise ValueError("record scorer weights were fitted on other features; retrain them")
-        return cls.from_dict(d, float(d.get("power", 1.0)))
 
 
 @dataclass(frozen=True)
@@ -222,6 +211,7 @@ class RecordEnsemble:
         return np.mean([m.probability(x) for m in self.members], axis=0)
 
     def rank(self, x: np.ndarray, costs: Sequence[int]) -> np.ndarray:
+        """Expected evidence per token: the order in which the structured strategy keeps units."""
         return evidence_per_token(self.probability(x), x, costs, self.power)
 
     def to_json(self, meta: dict[str, Any]) -> str:
@@ -229,21 +219,20 @@ class RecordEnsemble:
                            "power": self.power, "meta": meta})
 
 
-def load_record_model(text: str) -> RecordModel | RecordEnsemble:
-    """A weights file: one network, or an ensemble (``"members"``)."""
+def load_record_model(text: str) -> RecordEnsemble:
+    """A weights file: an ensemble (``"members"``), or one network (read as an ensemble of one)."""
     d = json.loads(text)
     if list(d["features"]) != list(FEATURES):
         raise ValueError("record scorer weights were fitted on other features; retrain them")
     power = float(d.get("power", 1.0))
-    if "members" in d:
-        if not d["members"]:
-            raise ValueError("record scorer ensemble without members")
-        return RecordEnsemble(tuple(RecordModel.from_dict(m, power) for m in d["members"]), power)
-    return RecordModel.from_dict(d, power)
+    members = d.get("members", [d])
+    if not members:
+        raise ValueError("record scorer ensemble without members")
+    return RecordEnsemble(tuple(RecordModel.from_dict(m, power) for m in members), power)
 
 
 @lru_cache(maxsize=1)
-def shipped_model() -> RecordModel | RecordEnsemble | None:
+def shipped_model() -> RecordEnsemble | None:
     """The shipped weights, or ``None`` when the file is missing or unreadable (the heuristic is used)."""
     try:
         return load_record_model(WEIGHTS_FILE.read_text(encoding="utf-8"))
@@ -354,24 +343,24 @@ def anchor_ids(ranked: np.ndarray, leaves: Sequence[Any], query: str | None = No
     leaves (``steps``, ``value``, ``piece``), one per unit.
     """
     known = (query or "").lower()
-    candidates: list[int] = []
-    seen: Counter[tuple[tuple[str | int, ...], str, str]] = Counter()
-    for k, leaf in enumerate(leaves):
-        steps = leaf.steps
-        record_field = len(steps) >= 2 and isinstance(steps[-2], int) and isinstance(steps[-1], str)
-        scalar = leaf.value is not None and not isinstance(leaf.value, (dict, list))
-        if (record_field and scalar and leaf.piece < 0 and _STRICT_ID_KEY.search(str(steps[-1]))
-                and str(leaf.value).lower() not in known):
-            candidates.append(k)
-            seen[(steps[:-2], str(steps[-1]), str(leaf.value))] += 1
+    candidates = [
+        k for k, leaf in enumerate(leaves)
+        if len(leaf.steps) >= 2 and isinstance(leaf.steps[-2], int) and isinstance(leaf.steps[-1], str)
+        and leaf.value is not None and not isinstance(leaf.value, (dict, list)) and leaf.piece < 0
+        and _STRICT_ID_KEY.search(str(leaf.steps[-1])) and str(leaf.value).lower() not in known
+    ]
+
+    def column(k: int) -> tuple[tuple[str | int, ...], str, str]:  # (list, field, value) of a candidate
+        steps = leaves[k].steps
+        return steps[:-2], str(steps[-1]), str(leaves[k].value)
+
+    seen = Counter(map(column, candidates))
     id_of: dict[tuple[str | int, ...], int] = {}
     for k in candidates:  # an id every sibling shares (the bills' customer_id) names none of them
-        steps = leaves[k].steps
-        own = seen[(steps[:-2], str(steps[-1]), str(leaves[k].value))] == 1
-        j = id_of.get(steps[:-1], -1)
-        j_own = j >= 0 and seen[(leaves[j].steps[:-2], str(leaves[j].steps[-1]), str(leaves[j].value))] == 1
-        if j < 0 or (own, ranked[k]) > (j_own, ranked[j]):
-            id_of[steps[:-1]] = k
+        record = leaves[k].steps[:-1]
+        j = id_of.get(record)
+        if j is None or (seen[column(k)] == 1, ranked[k]) > (seen[column(j)] == 1, ranked[j]):
+            id_of[record] = k
     if not id_of:
         return ranked
     out = np.array(ranked, dtype=np.float64)

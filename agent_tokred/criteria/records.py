@@ -54,14 +54,10 @@ _TOKEN = re.compile(r"[#@]?\w[\w\-#@./:]*\w|\w")
 _EMPTY = frozenset(["null", "None", "", "[]", "{}", "~", "false"])
 
 
-def split_path(path: str) -> list[str | int]:
-    """``$.a.b[2]["x y"]`` -> ``["a", "b", 2, "x y"]``."""
-    return list(path_steps(path))
-
-
 @lru_cache(maxsize=65536)
 def path_steps(path: str) -> tuple[str | int, ...]:
-    """:func:`split_path` as a tuple, memoised: every signal of the record scorer reads each unit's path."""
+    """``$.a.b[2]["x y"]`` -> ``("a", "b", 2, "x y")``, memoised: every signal of the record scorer reads
+    each unit's path."""
     steps: list[str | int] = []
     for m in _STEP.finditer(path):
         if m.group(1) is not None:

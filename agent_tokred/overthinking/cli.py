@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> OverthinkingConfig:
-    base = OverthinkingConfig.preset(getattr(args, "preset", "default"))
+    base = OverthinkingConfig.preset(args.preset)
     return dataclasses.replace(
         base,
         k=args.k if args.k is not None else base.k,
