@@ -2,7 +2,7 @@
 
 Measures, per model: thinking tokens removed, "answer kept" (among traces whose full thinking
 reaches the gold answer, the share whose truncated thinking still contains it), the stricter
-"derived kept" (the gold is still *derived* as a candidate), how often the cut lands before the
+"derived kept" (the gold is still *derived*: a candidate, or a calculation's result in words), how often the cut lands before the
 gold answer first appears, against two baselines (cut at the first "Wait" after the answer first
 appears; cut at a fixed fraction), and the detector's speed per trace.
 
@@ -44,7 +44,7 @@ from agent_tokred.overthinking import (
     split_trace,
 )
 from agent_tokred.overthinking.answers import extract_candidates, final_answer, mentions
-from agent_tokred.overthinking.detectors import _candidates_cached
+from agent_tokred.overthinking.detectors import _candidates_cached, computed_mention
 from bench._overthinking_baselines import COUNTER, Method, fixed_fraction, wait_after_first_answer
 from bench._overthinking_stream import PUBLISHED, stream_results, stream_table
 
@@ -65,6 +65,11 @@ def load(path: Path = DATA) -> list[dict[str, Any]]:
     return recs
 
 
+def derives(thinking: str, gold: str) -> bool:
+    """The thinking derives ``gold``: a stated candidate, or the result of a calculation in words."""
+    return any(c.value == gold for c in extract_candidates(thinking)) or computed_mention(thinking, gold)
+
+
 def detector_method(cfg: OverthinkingConfig) -> Method:
     def run(r: dict[str, Any]) -> str | None:
         res = detect_overthinking(r["trace"], question=r["question"], config=cfg)
@@ -82,7 +87,7 @@ def _static(r: dict[str, Any]) -> dict[str, Any]:
             "thinking": split.thinking,
             "tokens": COUNTER.count(split.thinking),
             "reaches": bool(mentions(split.thinking, gold)),
-            "derives": any(c.value == gold for c in extract_candidates(split.thinking)),
+            "derives": derives(split.thinking, gold),
             "final_is_gold": final_answer(split.answer) == gold,
         }
     return r["_static"]
@@ -119,7 +124,7 @@ def evaluate(recs: Sequence[dict[str, Any]], method: Method) -> dict[str, dict[s
                     early += not held
             if st["derives"]:
                 derive += 1
-                kept_derived += not was_cut or any(c.value == gold for c in extract_candidates(kept_thinking))
+                kept_derived += not was_cut or derives(kept_thinking, gold)
         out[model] = {
             "traces": n,
             "removed_pct": 100.0 * (before - after) / max(before, 1),
@@ -178,7 +183,7 @@ def where_baseline_leads(recs: Sequence[dict[str, Any]], method: Method, baselin
                 continue
             if COUNTER.count(ours) > COUNTER.count(theirs) + 20:
                 leads += 1
-                underived += not any(c.value == r["gold_value"] for c in extract_candidates(theirs))
+                underived += not derives(theirs, r["gold_value"])
         out[model] = {"baseline_removes_more": leads, "of_which_gold_no_longer_derived": underived}
     return out
 

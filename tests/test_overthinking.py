@@ -43,6 +43,7 @@ from agent_tokred.overthinking import (
 )
 from agent_tokred.overthinking.answers import mentions
 from agent_tokred.overthinking.cli import register
+from agent_tokred.overthinking.detectors import computed_mention
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "reasoning_traces_dev.jsonl.gz"
 
@@ -130,6 +131,47 @@ def test_tagged_render_round_trips() -> None:
 def test_candidate_extraction(text: str, value: str, strength: int) -> None:
     cands = extract_candidates(text)
     assert any(c.value == value and c.strength == strength for c in cands), cands
+
+
+def test_a_boxed_fraction_is_one_candidate() -> None:
+    # "the answer is \\(\\boxed{\\dfrac{400}{11}}\\)" once gave 400 (the numerator) as the final answer.
+    text = "Thus, the final answer is \\(\\boxed{\\dfrac{400}{11}}\\)."
+    assert [c.value for c in extract_candidates(text)] == ["400/11"]
+    assert final_answer(text) == "400/11"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "computed"),
+    [
+        ("63 minus 40 is 23, and then minus 8 more would be 15.", "15", True),
+        ("Monday's $80 plus Wednesday's $30 would give a total of $110.", "110", True),
+        ("That leaves him with $12.00 after 12.48 - 0.48.", "12", False),  # the operation comes after
+        ("12.48 minus 0.48 leaves him with $12.00.", "12", True),
+        ("Then, divide both sides by 3:\n\nS = 18 / 3\n\nS = 6", "6", True),
+        ("So 40 divided by 1.1 is 400/11, about 36.36.", "400/11", True),
+        ("Paul needs 15 more cupcakes, maybe.", "15", False),
+        ("The older son is 12 years old, so 12 candles.", "12", False),
+        ("So 12 * 40 is 480 inches.", "12", False),  # an operand, not a result
+    ],
+)
+def test_computed_mention(text: str, value: str, computed: bool) -> None:
+    assert computed_mention(text, value) is computed
+
+
+def test_a_result_in_words_opens_the_gate_even_for_a_number_of_the_question() -> None:
+    # 6 is also in the question ("6 times"): a restatement does not open the gate, "S = 6" after solving does.
+    thinking = (
+        "Ruby is 6 times as old as Sam. So 6S + 9 = 3(S + 9), which gives 3S = 18.\n\n"
+        "Then, divide both sides by 3:\n\nS = 18 / 3\n\nS = 6\n\n"
+        "Wait, so Sam is 6 years old now? Let me check: Ruby is 36, in 9 years 45 = 3 * 15. Yes.\n\n"
+        "Hmm, let me double-check my equations again just to be sure I didn't make any mistakes, "
+        "going through the whole statement once more from the start."
+    )
+    question = "Ruby is 6 times older than Sam. In 9 years, Ruby will be 3 times as old as Sam. How old is Sam now?"
+    res = detect_overthinking(thinking + "</think>\\boxed{6}", question=question, config=_config())
+    assert res.cut and res.cut_char is not None
+    assert thinking[res.cut_char :].startswith("Wait, so Sam is 6")
+    assert res.answer_kept
 
 
 def test_operands_are_not_conclusions() -> None:

@@ -124,9 +124,11 @@ def extract_candidates(text: str, offset: int = 0) -> list[Candidate]:
         offset: added to each candidate's ``start``.
     """
     found: dict[int, Candidate] = {}
+    # A boxed answer is one candidate: the numbers inside ``\\boxed{\\dfrac{400}{11}}`` are not others.
+    inside = [(m.start(1), m.end(1)) for m in _BOXED.finditer(text)]
 
     def add(value: str | None, raw: str, start: int, strength: int) -> None:
-        if value is None:
+        if value is None or any(a < start < b for a, b in inside):
             return
         old = found.get(start)
         if old is None or old.strength < strength:

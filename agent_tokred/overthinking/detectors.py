@@ -32,7 +32,7 @@ import numpy as np
 from ..criteria.base import Criterion
 from ..errors import InvalidInputError
 from ..units import Unit
-from .answers import _NUMBER, Candidate, _normalize_number, extract_candidates, mentions
+from .answers import _NUMBER, _OPERATOR_AFTER, Candidate, _normalize_number, extract_candidates, mentions
 from .steps import is_reflection
 
 #: The criterion shape over steps; scores in [0, 1], 1 = redundant given the earlier steps.
@@ -43,6 +43,43 @@ _READING_DOUBT = re.compile(r"interpret|ambigu|misread|another (?:way to read|re
 _DOUBT_WINDOW = 120  # characters of a step's opening searched for such a doubt
 
 _CONTENT = re.compile(r"[^\W\d_]{4,}|\d+(?:\.\d+)?|[\u4e00-\u9fff]", re.UNICODE)
+
+# A value that a calculation in its own sentence produces ("63 minus 40 is 23, and then minus 8 more
+# would be 15", "$80 plus $30 would give a total of $110", "S = 18 / 3 ... S = 6"): the operation,
+# then a result word right before the value, and no operator after it (an operand is no result).
+_OPERATION = re.compile(
+    r"\d[^.\n?!]{0,30}?\b(?:plus|minus|times|divided by|multiplied by|subtract\w*|add\w*|less|more)\b"
+    r"[^.\n?!]{0,30}?\d|\d\s*\)?\s*(?:[-+*/×÷·]|\\times|\\cdot|\\div)\s*\(?\s*\$?\d",
+    re.IGNORECASE,
+)
+_RESULT_WORD = re.compile(
+    r"(?:=|≈|\bis|\bare|\bbe|\bequals?|\bgives?|\bmakes?|\bgets?|\bget(?:ting)?|\bleaves?(?: \w+)?(?: with)?|\bleft with|"
+    r"\btotal of|\bcomes to|\bresults? in|→)\s*(?:\\\(|\$)?\s*$",
+    re.IGNORECASE,
+)
+_VARIABLE_IS = re.compile(r"(?<![\w$])[A-Za-z]\s*=\s*(?:\\\(|\$)?\s*$")  # "S = 6" after solving for S
+_SENTENCE_BREAK = re.compile(r"[.!?\n]\s")
+
+
+def computed_mention(text: str, value: str) -> bool:
+    """Whether ``text`` states ``value`` as the result of a calculation in the same sentence.
+
+    Example:
+        >>> computed_mention("63 minus 40 is 23, and then minus 8 more would be 15.", "15")
+        True
+        >>> computed_mention("Paul needs 15 more cupcakes, maybe.", "15")
+        False
+    """
+    for start in mentions(text, value):
+        sentence = _SENTENCE_BREAK.split(text[:start])[-1][-90:]
+        rest = text[start:]
+        end = _NUMBER.match(rest) if _NUMBER.fullmatch(value) else None
+        after = rest[end.end():] if end is not None else rest[len(value):]
+        if _OPERATOR_AFTER.match(after):
+            continue
+        if _VARIABLE_IS.search(sentence) or (_RESULT_WORD.search(sentence) and _OPERATION.search(sentence)):
+            return True
+    return False
 
 
 @lru_cache(maxsize=8192)
@@ -78,7 +115,7 @@ class ConvergenceDetector:
     candidate stated with at least ``min_strength`` (numbers of the question excluded unless boxed
     or "the answer is"), and support counts the steps deriving it. With ``anchor`` (the answer the
     conclusion gives), support counts the steps deriving that value (an anchor that is a number of the
-    question needs a conclusion-strength statement).
+    question needs a conclusion-strength statement), or computing it in words (:func:`computed_mention`).
 
     Args:
         k: derivations needed for the answer to count as stable (score 1).
@@ -105,6 +142,8 @@ class ConvergenceDetector:
         for step in steps:
             out.append(ConvergenceState(latest, counts.get(latest, 0) if latest is not None else 0))
             derived = [c.value for c in step_candidates(step) if self._counts(c, qnums)]
+            if self.anchor is not None and not derived and computed_mention(step.text, self.anchor):
+                derived = [self.anchor]
             for value in dict.fromkeys(derived):
                 counts[value] = counts.get(value, 0) + 1
             if derived and self.anchor is None:
