@@ -133,6 +133,28 @@ def test_candidate_extraction(text: str, value: str, strength: int) -> None:
     assert any(c.value == value and c.strength == strength for c in cands), cands
 
 
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("\\boxed{3\\frac{5}{7}}", "26/7"),  # a mixed number, not its fraction part
+        ("\\boxed{-\\frac{3}{4}}", "-3/4"),
+        ("\\boxed{\\frac{10}{2}}", "5"),
+        ("**Final Answer**\n\\[\\boxed{400/11}\\]", "400/11"),  # not the numerator
+        ("\\boxed{12 \\times 3 = 36}", "36"),  # the result, not the first operand
+        ("\\boxed{(2,3)}", "(2,3)"),  # a pair, not the number 23
+        ("\\boxed{3,\\!000}", "3000"),
+        ("The total is $1,234.50.", "1234.5"),
+    ],
+)
+def test_final_answer_forms(answer: str, value: str) -> None:
+    assert final_answer(answer) == value
+
+
+def test_digit_groups_are_threes() -> None:
+    assert [c.value for c in extract_candidates("the days are 25,26,27, so the total is 78")] == ["25", "78"]
+    assert mentions("days 25,26,27", "252627") == []
+
+
 def test_a_boxed_fraction_is_one_candidate() -> None:
     # "the answer is \\(\\boxed{\\dfrac{400}{11}}\\)" once gave 400 (the numerator) as the final answer.
     text = "Thus, the final answer is \\(\\boxed{\\dfrac{400}{11}}\\)."

@@ -14,12 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Digits may be grouped with "," and LaTeX's "{,}" or ",\\!" (``3,\\!000``).
-_NUM = r"-?(?:\\?\$)?\d(?:(?:[\d,]|\{,\}|\\!)*\d)?(?:\.\d+)?%?"
+# Digits may be grouped in threes with "," and LaTeX's "{,}" or ",\\!" (``3,\\!000``); "2,3" is two numbers.
+_NUM = r"-?(?:\\?\$)?\d+(?:(?:,|\{,\}|,\\!)\d{3})*(?:\.\d+)?%?"
 _NUMBER = re.compile(rf"(?<![\w.^_]){_NUM}(?![\w]|\.\d)")
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _ANSWER_IS = re.compile(
@@ -40,7 +41,9 @@ _RESULT = re.compile(
     rf"\bget\b|等于|是)"
     rf"\s*(?:\\\(|\$)?\s*({_NUM})(?![\w])"
 )
-_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}")
+_FRAC = re.compile(r"(-\s*)?(?:(\d+)\s*)?\\[dt]?frac\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}")
+_SLASH = re.compile(r"(-?\d+)\s*/\s*(\d+)(?![\d.])")
+_TUPLE = re.compile(r"\(\s*-?[\d.]+(?:\s*,\s*-?[\d.]+)+\s*\)")
 _OPERAND_BEFORE = re.compile(
     r"(?:\bplus|\bminus|\btimes|\bof|\bby|\bdivided by|\bover|\bfrom|\bper|\band|[-+*/×÷^(])"
     r"\s*(?:\\?\$)?\s*$",
@@ -69,28 +72,46 @@ class Candidate:
 
 
 def normalize_answer(text: str) -> str | None:
-    """Normalise an answer: numbers lose ``$``, commas, ``%`` and trailing zeros; words are lowercased.
+    """Normalise an answer: numbers lose ``$``, commas, ``%`` and trailing zeros; fractions (``\\frac``,
+    ``\\dfrac``, mixed ``3\\frac{5}{7}``, ``400/11``) are reduced (``26/7``; a whole one becomes its
+    integer); a tuple stays a tuple (``(2,3)``); an equation gives its right-hand side (``x = 6``);
+    words are lowercased.
 
     Returns ``None`` when nothing answer-like is left.
 
     Example:
-        >>> normalize_answer("$1,080.00"), normalize_answer("\\\\text{Paris}")
-        ('1080', 'paris')
+        >>> normalize_answer("$1,080.00"), normalize_answer("\\\\text{Paris}"), normalize_answer("3\\\\frac{5}{7}")
+        ('1080', 'paris', '26/7')
     """
+    if "=" in text:  # "12 \\times 3 = 36", "x = 6": the result
+        text = text.rsplit("=", 1)[1]
     frac = _FRAC.search(text)
     if frac is not None and len(text) - len(frac.group()) <= 12:
-        return f"{int(frac.group(1))}/{int(frac.group(2))}"
+        whole = int(frac.group(2) or 0)
+        num, den = int(frac.group(3)), int(frac.group(4))
+        return _fraction(-(whole * den + num) if frac.group(1) else whole * den + num, den)
     cleaned = _LATEX_NOISE.sub(lambda m: m.group(1) or "", text).strip().strip("*").strip()
     cleaned = cleaned.rstrip(".").strip()
+    tup = _TUPLE.fullmatch(cleaned)
+    if tup is not None:
+        return "(" + ",".join(p.strip() for p in cleaned[1:-1].split(",")) + ")"
+    slash = _SLASH.search(cleaned)
+    if slash is not None and len(cleaned) - len(slash.group()) <= 24:
+        return _fraction(int(slash.group(1)), int(slash.group(2)))
     num = _NUMBER.search(cleaned)
     if num is not None and len(cleaned) - len(num.group()) <= 24:
         return _normalize_number(num.group())
-    slash = re.fullmatch(r"(\d+)/(\d+)", cleaned.replace(" ", ""))
-    if slash is not None:
-        return f"{int(slash.group(1))}/{int(slash.group(2))}"
     if cleaned and _WORD_ANSWER.match(cleaned) and any(ch.isalpha() for ch in cleaned):
         return " ".join(cleaned.lower().split())
     return None
+
+
+def _fraction(num: int, den: int) -> str | None:
+    if den == 0:
+        return None
+    g = math.gcd(num, den)
+    num, den = num // g, den // g
+    return str(num) if den == 1 else f"{num}/{den}"
 
 
 def _answer_number(span: str) -> re.Match[str] | None:
