@@ -88,8 +88,8 @@ def normalize_answer(text: str) -> str | None:
     frac = _FRAC.search(text)
     if frac is not None and len(text) - len(frac.group()) <= 12:
         whole = int(frac.group(2) or 0)
-        num, den = int(frac.group(3)), int(frac.group(4))
-        return _fraction(-(whole * den + num) if frac.group(1) else whole * den + num, den)
+        top, den = int(frac.group(3)), int(frac.group(4))
+        return _fraction(-(whole * den + top) if frac.group(1) else whole * den + top, den)
     cleaned = _LATEX_NOISE.sub(lambda m: m.group(1) or "", text).strip().strip("*").strip()
     cleaned = cleaned.rstrip(".").strip()
     tup = _TUPLE.fullmatch(cleaned)
