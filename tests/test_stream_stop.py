@@ -158,6 +158,21 @@ def test_rule_stops_at_a_recheck_of_a_settled_answer() -> None:
     assert rule.feed("more text") is decision  # stopped: later text changes nothing
 
 
+def test_the_answer_is_not_a_value_a_later_step_used_as_an_operand() -> None:
+    # A re-check restates the total (a conclusion-like "So the total is 120") and then computes with it:
+    # the answer so far is still 30, not the intermediate 120.
+    rule = OnlineStopRule(question="15 floors with 8 units each; 3/4 are occupied. How many are unoccupied?",
+                          config=StopRuleConfig(threshold=1.0))
+    rule.feed("So the number of unoccupied units is 30.\n\nWait, let me check again. So the total is 120 units."
+              "\n\nThen 120 / 4 leaves a quarter of them empty.\n\n")
+    rule.finish()
+    assert rule.answer == "30"
+    fresh = OnlineStopRule(config=StopRuleConfig(threshold=1.0))
+    fresh.feed("So the total is 120 units.\n\n")
+    fresh.finish()
+    assert fresh.answer == "120"  # nothing used it: it is the answer so far
+
+
 def test_rule_does_not_stop_without_an_answer() -> None:
     rule = OnlineStopRule()
     assert _feed(rule, _chunks(UNSETTLED)) is None

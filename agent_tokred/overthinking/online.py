@@ -112,7 +112,7 @@ class StopDecision:
             would only re-check).
         seen_chars: characters of thinking received when the rule decided (``>= cut_char``).
         step_index: index of the step that opened at ``cut_char``.
-        answer: the latest answer candidate (or the agreed probe answer).
+        answer: the answer so far (see :attr:`OnlineStopRule.answer`; or the agreed probe answer).
         score: the logistic stop score at that step.
         evidence: what decided: ``"score"``, ``"confidence"`` or ``"probe"``.
         features: the feature values scored.
@@ -151,6 +151,7 @@ class _Candidates:
     changed_step: int = 0  # step where the latest value last changed
     checks_since: int = 0  # check turns opened since then
     recent: list[tuple[int, str]] = field(default_factory=list)
+    derived: dict[str, None] = field(default_factory=dict)  # derived values, by their latest derivation
 
 
 class OnlineStopRule:
@@ -215,10 +216,17 @@ class OnlineStopRule:
 
     @property
     def answer(self) -> str | None:
-        """The latest answer candidate (strength >= 2, else any), or the agreed probe answer at a stop."""
+        """The answer so far, or the agreed probe answer at a stop: the latest derived candidate (strength
+        >= 2) that no later step used as an operand (a re-check restating "120 units" on its way to "1/4 of
+        120 is 30" does not make 120 the answer), else the latest derived one, else the latest of any
+        strength."""
         if self.decision is not None:
             return self.decision.answer
-        return self._c.latest or self._c.latest_weak
+        c, flow = self._c, self._flow
+        for value in reversed(c.derived):
+            if value not in flow.used or value in flow.open:
+                return value
+        return c.latest or c.latest_weak
 
     def feed(self, text: str, logprobs: Sequence[Any] | None = None) -> StopDecision | None:
         """Add streamed thinking (and its tokens' log-probs, if any); a decision means stop now."""
@@ -253,6 +261,9 @@ class OnlineStopRule:
         c = self._c
         cands = extract_candidates(step.text, step.start)
         derived = [x for x in cands if x.strength >= 2 and (x.value not in self._qnums or x.strength >= 3)]
+        for x in derived:
+            c.derived.pop(x.value, None)
+            c.derived[x.value] = None
         for value in dict.fromkeys(x.value for x in derived):
             c.counts[value] = c.counts.get(value, 0) + 1
             c.first_step.setdefault(value, step.index)
