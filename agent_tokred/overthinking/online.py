@@ -217,9 +217,9 @@ class OnlineStopRule:
     @property
     def answer(self) -> str | None:
         """The answer so far, or the agreed probe answer at a stop: the latest derived candidate (strength
-        >= 2) that no later step used as an operand (a re-check restating "120 units" on its way to "1/4 of
-        120 is 30" does not make 120 the answer), else the latest derived one, else the latest of any
-        strength."""
+        >= 2) that no later step used as an operand (after "the unoccupied units are 30", a re-check's "So
+        the total is 120 units. Then 120 / 4 ..." does not make 120 the answer), else the latest derived
+        one, else the latest of any strength."""
         if self.decision is not None:
             return self.decision.answer
         c, flow = self._c, self._flow
