@@ -216,17 +216,13 @@ class OnlineStopRule:
 
     @property
     def answer(self) -> str | None:
-        """The answer so far, or the agreed probe answer at a stop: the latest derived candidate (strength
-        >= 2) that no later step used as an operand (after "the unoccupied units are 30", a re-check's "So
-        the total is 120 units. Then 120 / 4 ..." does not make 120 the answer), else the latest derived
-        one, else the latest of any strength."""
+        """The agreed probe answer at a stop, else the latest derived candidate (strength >= 2) no later
+        step used as an operand ("So the total is 120. Then 120 / 4 ..."), else the latest of any strength."""
         if self.decision is not None:
             return self.decision.answer
         c, flow = self._c, self._flow
-        for value in reversed(c.derived):
-            if value not in flow.used or value in flow.open:
-                return value
-        return c.latest or c.latest_weak
+        unused = (v for v in reversed(c.derived) if v not in flow.used or v in flow.open)
+        return next(unused, None) or c.latest or c.latest_weak
 
     def feed(self, text: str, logprobs: Sequence[Any] | None = None) -> StopDecision | None:
         """Add streamed thinking (and its tokens' log-probs, if any); a decision means stop now."""
