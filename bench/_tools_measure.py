@@ -37,6 +37,7 @@ class CaseResult:
         parses: whether the output still parses as its format (``None``: format not checked).
         seconds: wall time of the method on this case.
         error: the exception's text when the method failed (then the output counts as empty).
+        case_index: the case's position in the run (pairs methods on the same case).
     """
 
     family: str
@@ -50,6 +51,7 @@ class CaseResult:
     parses: bool | None
     seconds: float
     error: str = ""
+    case_index: int = -1
 
     @property
     def over_budget(self) -> bool:

@@ -122,7 +122,7 @@ class Runner:
         if out is None:
             return None
         return CaseResult(case.family, case.fmt, method, rate, tokens, budget, self.count(out),
-                          evidence_share(case, out), parses_as(case, out), seconds, error)
+                          evidence_share(case, out), parses_as(case, out), seconds, error, index)
 
 
 def _commit() -> str:
@@ -191,6 +191,37 @@ def aggregate(results: Sequence[CaseResult]) -> dict[str, dict[str, dict[str, di
     return {m: dict(v) for m, v in out.items()}
 
 
+def margins(results: Sequence[CaseResult], base: str = "auto", against: Sequence[str] = ("bm25-sentence", "head"),
+            resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{other: {rate: {family or "total": {"n", "mean", "lo", "hi"}}}}``: ``base`` minus ``other`` in
+    evidence kept, paired by case, with a 95% bootstrap interval over the cases (percentile, seeded)."""
+    import numpy as np
+
+    by: dict[tuple[str, float], dict[int, CaseResult]] = defaultdict(dict)
+    for r in results:
+        by[(r.method, r.rate)][r.case_index] = r
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for other in against:
+        for (method, rate), mine in by.items():
+            theirs = by.get((other, rate))
+            if method != base or not theirs:
+                continue
+            diffs: dict[str, list[float]] = defaultdict(list)
+            for i, r in mine.items():
+                if i in theirs:
+                    d = r.evidence_kept - theirs[i].evidence_kept
+                    diffs[r.family].append(d)
+                    diffs["total"].append(d)
+            cell = out.setdefault(other, {}).setdefault(str(rate), {})
+            for family, ds in diffs.items():
+                arr = np.asarray(ds)
+                boot = arr[rng.integers(0, len(arr), (resamples, len(arr)))].mean(axis=1)
+                cell[family] = {"n": len(arr), "mean": float(arr.mean()),
+                                "lo": float(np.percentile(boot, 2.5)), "hi": float(np.percentile(boot, 97.5))}
+    return out
+
+
 def quick_slice(cases: Sequence[ToolCase], per_family: int = QUICK_PER_FAMILY) -> list[ToolCase]:
     """The first ``per_family`` cases of each family."""
     seen: dict[str, int] = defaultdict(int)
@@ -221,7 +252,7 @@ def run(quick: bool = False, out_dir: Path = OUT, *, split: str = "test", famili
         command += " --quick"
     raw = {"command": command, "commit": _commit(), "split": split, "tokenizer": tokenizer, "rates": list(rates), "methods": chosen,
            "cases": len(cases), "families": sorted({c.family for c in cases}),
-           "seconds": round(time.perf_counter() - started, 1), "figures": figures,
+           "seconds": round(time.perf_counter() - started, 1), "figures": figures, "margins": margins(results),
            "errors": sorted({r.error for r in results if r.error})[:20]}
     write_outputs(out_dir, "tools_quick" if quick else "tools", markdown_report(raw), raw)
     if plot is not None and not quick:  # a quick slice never overwrites the full figures

@@ -23,7 +23,7 @@ from bench._tools_baselines import bm25_select, clearing_verdicts, head_truncate
 from bench._tools_measure import parses_as
 from bench._tools_tables import cell, render
 from bench._tools_tau2 import _case, task_query
-from bench.bench_tools import aggregate, run_cases
+from bench.bench_tools import aggregate, margins, run_cases
 
 COUNT = resolve_counter("o200k_base").count
 
@@ -166,6 +166,11 @@ def test_quick_bench_run_on_synthetic_cases() -> None:
     total = figs["auto"]["0.5"]["total"]
     assert total["n"] == len(cases) and total["over_budget"] == 0
     assert figs["auto"]["0.5"]["macro"]["families"] == 1
+    m = margins(results)["head"]["0.15"]["total"]
+    pairs = {r.case_index: r.evidence_kept for r in results if r.method == "head" and r.rate == 0.15}
+    diffs = [r.evidence_kept - pairs[r.case_index] for r in results if r.method == "auto" and r.rate == 0.15]
+    assert m["n"] == len(cases) and m["mean"] == pytest.approx(sum(diffs) / len(diffs))
+    assert m["lo"] <= m["mean"] <= m["hi"] and min(diffs) <= m["lo"] and m["hi"] <= max(diffs)
 
 
 # -- the real cases (registry wheels) ---------------------------------------------------------------
