@@ -53,12 +53,13 @@ _OPERATION = re.compile(
     re.IGNORECASE,
 )
 _RESULT_WORD = re.compile(
-    r"(?:=|≈|\bis|\bare|\bbe|\bequals?|\bgives?|\bmakes?|\bgets?|\bget(?:ting)?|\bleaves?(?: \w+)?(?: with)?|\bleft with|"
+    r"(?:=|≈|\bis|\bare|\bbe|\bequals?|\bgives?|\bmakes?|\bget(?:s|ting)?|\bleaves?(?: \w+)?(?: with)?|\bleft with|"
     r"\btotal of|\bcomes to|\bresults? in|→)\s*(?:\\\(|\$)?\s*$",
     re.IGNORECASE,
 )
 _VARIABLE_IS = re.compile(r"(?<![\w$])[A-Za-z]\s*=\s*(?:\\\(|\$)?\s*$")  # "S = 6" after solving for S
 _SENTENCE_BREAK = re.compile(r"[.!?\n]\s")
+_LOOK_BACK = 90  # characters of the value's sentence read before it
 
 
 def computed_mention(text: str, value: str) -> bool:
@@ -71,7 +72,7 @@ def computed_mention(text: str, value: str) -> bool:
         False
     """
     for start in mentions(text, value):
-        sentence = _SENTENCE_BREAK.split(text[:start])[-1][-90:]
+        sentence = _SENTENCE_BREAK.split(text[max(0, start - _LOOK_BACK - 2) : start])[-1][-_LOOK_BACK:]
         rest = text[start:]
         end = _NUMBER.match(rest) if _NUMBER.fullmatch(value) else None
         after = rest[end.end():] if end is not None else rest[len(value):]
