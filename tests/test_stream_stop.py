@@ -173,6 +173,32 @@ def test_the_answer_is_not_a_value_a_later_step_used_as_an_operand() -> None:
     assert fresh.answer == "120"  # nothing used it: it is the answer so far
 
 
+@pytest.mark.parametrize(
+    ("question", "thinking", "answer"),
+    [
+        # "Then 60 + 180 = 240" concludes 240 again inside the step that goes on to use it: 240 was used
+        # after it was stated, so the answer so far is still 366.
+        ("60 downloads in month one, three times as many in month two, 30% fewer in month three. How many "
+         "downloads in total?",
+         "So the total downloads should be 366.\n\nWait, let me double-check. Then 60 + 180 = 240. "
+         "240 + 126 = 366. Yep.\n\n", "366"),
+        # 2 is a number of the question, so "So ... 2" alone would be a restatement; "32 - 30 = 2" computes
+        # it, and 30 was used after its re-check stated it.
+        ("Peter has 32 ounces of water. Medium cubes use 2 ounces; his cubes use 12, 14 and 4 ounces. How "
+         "many ounces are left?",
+         "So Peter has 2 ounces left.\n\nWait, let me check. So the cubes use 12 + 14 + 4 = 30 ounces. "
+         "32 - 30 = 2. Yes.\n\n", "2"),
+    ],
+)
+def test_a_recheck_that_recomputes_a_step_does_not_make_its_intermediate_the_answer(
+    question: str, thinking: str, answer: str
+) -> None:
+    rule = OnlineStopRule(question=question, config=StopRuleConfig(threshold=1.0))
+    rule.feed(thinking)
+    rule.finish()
+    assert rule.answer == answer
+
+
 def test_rule_does_not_stop_without_an_answer() -> None:
     rule = OnlineStopRule()
     assert _feed(rule, _chunks(UNSETTLED)) is None

@@ -10,6 +10,11 @@ operator is a *derived result*; a number next to an arithmetic operator (``+ - *
 an operand use of a question number marks that input as used. Restating the problem ("subtract that
 from 650") uses nothing.
 
+:meth:`Dataflow.final` is the answer so far: the latest result that nothing used as an operand after
+it was stated, looked for among conclusions first ("So the total is 366"), then among calculations
+("32 - 30 = 2", a question's number included), then any stated result. A re-check that recomputes a
+step ("60 + 180 = 240. 240 + 126 = 366") does not turn the intermediate 240 into the answer.
+
 Example:
     >>> from agent_tokred.overthinking.answers import extract_candidates
     >>> flow = Dataflow(question_numbers=frozenset({"12", "4.5", "10", "2.5"}))
@@ -25,6 +30,10 @@ Example:
     >>> flow.close(text, 90, 2, extract_candidates(text, 90))
     >>> sorted(flow.open), flow.features("79", None, 3)["open_any"]
     (['79'], 0.0)
+    >>> text = "Check: 12 * 4.5 = 54, and 54 + 25 = 79."
+    >>> flow.close(text, 120, 3, extract_candidates(text, 120))
+    >>> flow.final()
+    '79'
 """
 
 from __future__ import annotations
@@ -42,6 +51,10 @@ _OP_BEFORE = re.compile(
     r"(?:[-+*/×÷(]|\\times|\\cdot|\\div|\btimes|\bplus|\bminus|divided by|multiplied by)\s*\$?\s*$", re.IGNORECASE
 )
 _LOOK_BACK = 12  # characters before a number that may hold its operator
+# a calculation right before a result: "32 - 30 = ", "3 times 4 is "
+_CALCULATION = re.compile(
+    r"(?:[-+*/×÷]|\btimes|\bplus|\bminus|divided by|multiplied by)[^.=\n]{0,40}(?:=|\bis\b|\bequals\b)\s*\$?\s*$"
+)
 
 #: Feature names :meth:`Dataflow.features` returns (in this order).
 DATAFLOW_FEATURES = ("open_results", "open_any", "latest_used", "n_results", "used_coverage", "since_used_coverage")
@@ -58,6 +71,9 @@ class Dataflow:
         self.inputs = question_numbers
         self.open: dict[str, int] = {}  # derived result -> offset of its latest derivation, not used since
         self.used: set[str] = set()  # results used as an operand at some point
+        self.last_use: dict[str, int] = {}  # value -> offset of its latest use as an operand
+        # (conclusions, calculations, any result): value -> offset of its latest statement
+        self.pools: tuple[dict[str, int], ...] = ({}, {}, {})
         self.inputs_used: set[str] = set()
         self.coverage_step: int | None = None  # step at which every input had been used
 
@@ -79,6 +95,8 @@ class Dataflow:
             ):
                 continue
             value = _normalize_number(m.group())
+            if value is not None:
+                self.last_use[value] = start + m.start()
             if value in self.inputs:
                 self.inputs_used.add(value)
             if value in self.open:
@@ -87,8 +105,25 @@ class Dataflow:
         for c in candidates:
             if c.strength >= 1 and c.value not in self.inputs:
                 self.open[c.value] = c.start
+            at = c.start - start
+            kinds = (c.strength >= 2 and (c.value not in self.inputs or c.strength >= 3),
+                     c.strength >= 1 and _CALCULATION.search(text, max(0, at - 60), max(at, 0)) is not None,
+                     c.strength >= 1 and c.value not in self.inputs)
+            for pool, hit in zip(self.pools, kinds):
+                if hit:
+                    pool.pop(c.value, None)
+                    pool[c.value] = c.start
         if self.coverage_step is None and self.inputs and self.inputs <= self.inputs_used:
             self.coverage_step = index
+
+    def final(self) -> str | None:
+        """The latest result not used as an operand since it was stated: a conclusion, else a calculation's
+        result, else any stated result (``None``: none)."""
+        for pool in self.pools:
+            for value, at in reversed(pool.items()):
+                if self.last_use.get(value, -1) < at:
+                    return value
+        return None
 
     def features(self, latest: str | None, latest_weak: str | None, index: int) -> dict[str, float]:
         """Feature values at the opening of step ``index`` (``latest``: the rule's latest candidate)."""

@@ -151,7 +151,6 @@ class _Candidates:
     changed_step: int = 0  # step where the latest value last changed
     checks_since: int = 0  # check turns opened since then
     recent: list[tuple[int, str]] = field(default_factory=list)
-    derived: dict[str, None] = field(default_factory=dict)  # derived values, by their latest derivation
 
 
 class OnlineStopRule:
@@ -216,13 +215,12 @@ class OnlineStopRule:
 
     @property
     def answer(self) -> str | None:
-        """The agreed probe answer at a stop, else the latest derived candidate (strength >= 2) no later
-        step used as an operand ("So the total is 120. Then 120 / 4 ..."), else the latest of any strength."""
+        """The agreed probe answer at a stop, else the latest result nothing used as an operand after it was
+        stated (:meth:`Dataflow.final`: "So the total is 120. Then 120 / 4 ..." does not answer 120), else the
+        latest candidate."""
         if self.decision is not None:
             return self.decision.answer
-        c, flow = self._c, self._flow
-        unused = (v for v in reversed(c.derived) if v not in flow.used or v in flow.open)
-        return next(unused, None) or c.latest or c.latest_weak
+        return self._flow.final() or self._c.latest or self._c.latest_weak
 
     def feed(self, text: str, logprobs: Sequence[Any] | None = None) -> StopDecision | None:
         """Add streamed thinking (and its tokens' log-probs, if any); a decision means stop now."""
@@ -257,9 +255,6 @@ class OnlineStopRule:
         c = self._c
         cands = extract_candidates(step.text, step.start)
         derived = [x for x in cands if x.strength >= 2 and (x.value not in self._qnums or x.strength >= 3)]
-        for x in derived:
-            c.derived.pop(x.value, None)
-            c.derived[x.value] = None
         for value in dict.fromkeys(x.value for x in derived):
             c.counts[value] = c.counts.get(value, 0) + 1
             c.first_step.setdefault(value, step.index)
